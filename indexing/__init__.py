@@ -1,0 +1,1 @@
+"""PDFs -> pages -> chunks -> embeddings -> FAISS store (with chunk metadata and a manifest)."""

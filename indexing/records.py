@@ -1,0 +1,65 @@
+"""The records that flow out of indexing, and the chunk file that training reads too.
+
+``chunks.jsonl`` in the index folder holds one :class:`Chunk` per line, in index order
+(row i of the FAISS index is line i). It is the only text source for training: no stage
+reads the PDFs twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from core.atomic import atomic_write_text
+
+CHUNKS_FILE = "chunks.jsonl"  # one Chunk per line, row order of the index
+MANIFEST_FILE = "manifest.json"  # how the store was made (see indexing.store)
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    file: str  # path relative to the corpus folder, e.g. "bash/bashref.pdf"
+    page: int  # 1-based physical page number
+    text: str  # normalised text (NFKC, hyphenation rejoined, whitespace collapsed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    chunk_id: str  # stable: same file content + settings -> same id
+    file: str  # path relative to the corpus folder
+    page_start: int  # first page (1-based) the chunk's text comes from
+    page_end: int  # last page (inclusive)
+    text: str
+    n_tokens: int  # embedder word-pieces, always <= the embedder's limit
+
+    @property
+    def pages(self) -> list[int]:
+        return list(range(self.page_start, self.page_end + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float  # higher is better (cosine similarity for dense search)
+    rank: int  # 1-based
+
+    def as_json(self) -> dict:
+        return {
+            "file": self.chunk.file,
+            "pages": self.chunk.pages,
+            "score": round(float(self.score), 6),
+            "text": self.chunk.text,
+            "chunk_id": self.chunk.chunk_id,
+        }
+
+
+def write_chunks(path: str | Path, chunks: Iterable[Chunk]) -> None:
+    lines = (json.dumps(dataclasses.asdict(c), ensure_ascii=False) for c in chunks)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def read_chunks(path: str | Path) -> list[Chunk]:
+    with open(path, encoding="utf-8") as f:
+        return [Chunk(**json.loads(line)) for line in f if line.strip()]
