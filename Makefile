@@ -62,6 +62,9 @@ train: $(STAMP) ## fine-tune BASE on the indexed chunks into MODEL (TIME_BUDGET 
 	$(PY) -m training --index $(INDEX) --output $(MODEL) --base-model $(BASE) --time-budget $(TIME_BUDGET)
 
 app: $(STAMP) ## serve the chat UI on http://localhost:PORT
+	@if $(PY) -c "import socket,sys; sys.exit(socket.socket().connect_ex(('127.0.0.1', $(PORT))) != 0)"; then \
+	  echo "Port $(PORT) is in use (another bookworm or Streamlit?). Try: make app PORT=8502" >&2; exit 1; fi
+	@echo "bookworm chat: http://localhost:$(PORT)   (Ctrl-C stops it)"
 	$(VENV)/bin/streamlit run ui/app.py --server.port $(PORT) --server.headless true \
 	  --browser.gatherUsageStats false -- --index $(INDEX) --model $(MODEL)
 
@@ -87,8 +90,18 @@ bench: $(STAMP) ## all benchmarks, then one table of ratios
 	$(PY) -m benchmarks --corpus $(CORPUS) --index $(INDEX)
 
 demo: $(STAMP) ## the main job: sample corpus -> index -> fine-tune (TIME_BUDGET min) -> chat UI
-	$(PY) -m benchmarks.demo --corpus $(CORPUS) --index $(INDEX) --model $(MODEL) \
-	  --base-model $(BASE) --time-budget $(TIME_BUDGET) --port $(PORT)
+	@echo "== 1/4 sample corpus ($(CORPUS))"
+	@$(MAKE) --no-print-directory sample-corpus CORPUS=$(CORPUS) || { echo "make demo: no sample corpus;" \
+	  "copy your own PDFs into $(CORPUS)/ and run make demo again." >&2; exit 1; }
+	@echo "== 2/4 index ($(INDEX))"
+	@$(PY) -m indexing build --corpus $(CORPUS) --index $(INDEX) || { echo "make demo: indexing failed" \
+	  "(see above)." >&2; exit 1; }
+	@echo "== 3/4 fine-tune $(BASE) into $(MODEL) (at most $(TIME_BUDGET) min; skipped when up to date)"
+	@$(PY) -m training --index $(INDEX) --output $(MODEL) --base-model $(BASE) --time-budget $(TIME_BUDGET) \
+	  --if-stale || { echo "make demo: training failed (see above); the chat can still run on the base" \
+	  "model: make app" >&2; exit 1; }
+	@echo "== 4/4 chat UI"
+	@$(MAKE) --no-print-directory app INDEX=$(INDEX) MODEL=$(MODEL) PORT=$(PORT)
 
 clean: ## remove the index, models, logs and reports (keeps the corpus and .venv)
 	rm -rf $(INDEX) $(MODEL) logs reports/*.png
