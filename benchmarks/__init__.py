@@ -1,0 +1,1 @@
+"""Benchmarks, the evaluation report and the demo: top-level edges that may import every package."""
