@@ -1,0 +1,81 @@
+"""Which model answers: the fine-tuned folder when it exists, else the base model.
+
+training and the assistant meet only through the model folder: ``config.json`` + weights +
+``training_manifest.json`` (base model used, data hash, perplexities).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from assistant.records import ModelInfo
+from core.sources import LMSource, resolve_lm
+
+TRAINING_MANIFEST = "training_manifest.json"
+
+
+def read_training_manifest(model_dir: str | Path) -> dict[str, Any] | None:
+    """The training manifest, or None when missing or unreadable."""
+    path = Path(model_dir) / TRAINING_MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_model_dir(path: str | Path | None) -> bool:
+    return bool(path) and (Path(path) / "config.json").is_file()
+
+
+def resolve_model(
+    model_dir: str | Path | None,
+    base_model: str = "gpt2",
+    *,
+    offline_fallback: bool = True,
+    cache_dir: str | None = None,
+) -> tuple[ModelInfo, LMSource]:
+    """Resolve (without loading weights) the model that will answer.
+
+    ``model_dir`` holding a model -> that model, fine-tuned when a training manifest says so.
+    Otherwise ``base_model`` resolved as training resolves it (offline fallback included),
+    with a note saying why.
+    """
+    if is_model_dir(model_dir):
+        source = resolve_lm(str(model_dir))
+        manifest = read_training_manifest(model_dir)
+        base = ((manifest or {}).get("base_model") or {}).get("used") or "unknown"
+        ppl = (manifest or {}).get("perplexity") or {}
+        note = "" if manifest else f"{model_dir} has no {TRAINING_MANIFEST}; treated as a fine-tuned model"
+        info = ModelInfo(
+            model_id=str(model_dir),
+            base_model=base,
+            fine_tuned=True,
+            perplexity_base=ppl.get("base"),
+            perplexity_finetuned=ppl.get("finetuned"),
+            manifest=manifest,
+            path=source.path,
+            note=note,
+        )
+        return info, source
+    source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
+    note = (
+        f"no fine-tuned model at {model_dir} (run `make train`); answering with the base model "
+        f"{source.description}"
+        if model_dir
+        else f"answering with the base model {source.description}"
+    )
+    if source.fallback_reason:
+        note += f" because {source.fallback_reason}"
+    info = ModelInfo(
+        model_id=source.name,
+        base_model=source.name,
+        fine_tuned=False,
+        perplexity_base=None,
+        perplexity_finetuned=None,
+        manifest=None,
+        path=source.path,
+        note=note,
+    )
+    return info, source

@@ -1,0 +1,154 @@
+"""Generation presets: the guide's ``model.generate()`` settings as one named table.
+
+The values come from the guide (section 3); the semantics are fixed where the guide's
+example would not do what it says:
+
+- ``max_new_tokens``, not the guide's ``max_length``: ``max_length`` counts the prompt too,
+  and a RAG prompt of ~800 tokens would leave no room for an answer.
+- temperature, top_k and top_p act only when sampling (``do_sample=True``; with beams that
+  is beam-sample). The guide passes temperature to beam search without ``do_sample``, and
+  transformers ignores it with a warning. Here they are passed only when they act.
+- ``technical`` does NOT sample: beam search (4 beams) is deterministic, which is what
+  "factual accuracy" asks for; its temperature/top_p are kept in the table (they apply the
+  moment you switch sampling on) and :meth:`GenerationParams.inactive` says they are idle.
+  ``balanced`` samples with beams (beam-sample, the guide's 0.7/0.9), ``creative`` samples
+  one stream (tokens appear as they are made).
+- ``seed`` makes a sampled answer reproducible (same question, index, model, seed -> same text).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from core.errors import ConfigError
+
+# One line per parameter, from the guide's "what it does / why adjust" (shown by the UI and --help).
+PARAM_HELP: dict[str, str] = {
+    "temperature": "The creativity dial: low (0.2-0.5) = safe, factual answers; high (0.7-1.0) = "
+    "brainstorming. Acts only when sampling.",
+    "top_k": "Choose from the K most likely next tokens (e.g. 50) - focus vs variety; good for creative "
+    "tasks. 0 = off. Acts only when sampling.",
+    "top_p": "Choose from the smallest set of tokens covering P of the probability (e.g. 0.9) - a dynamic "
+    "alternative to top_k, better for technical accuracy. Acts only when sampling.",
+    "repetition_penalty": "Penalises repeated phrases (1.0 = none, 1.5 = strong): fixes loops like "
+    "'clean code is clean code is...'.",
+    "max_new_tokens": "Most tokens in the answer - prevents endless rambling. Counts the answer only (the "
+    "guide's max_length would count the prompt too and leave no room).",
+    "num_beams": "Parallel searches for the best continuation: 3-5 = more coherent but slower, and the "
+    "answer appears all at once. 1 = tokens stream as they are made.",
+    "do_sample": "Sample the next token (random, uses temperature/top_k/top_p) instead of taking the most "
+    "likely one. With beams this is beam-sample.",
+    "seed": "Random seed: the same seed gives the same sampled answer. Empty = a new answer each time.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.3  # < 1 sharpens the next-token distribution (less random)
+    top_k: int = 0  # keep only the K most likely tokens; 0 = off
+    top_p: float = 1.0  # keep the smallest set covering this probability; 1.0 = off
+    repetition_penalty: float = 1.0  # > 1 penalises tokens already generated; 1.0 = off
+    max_new_tokens: int = 150  # answer length cap (the prompt is not counted)
+    num_beams: int = 1  # 1 = one stream (streams to the UI); > 1 = beam search (whole answer)
+    do_sample: bool = False  # False = greedy / beam search: temperature, top_k, top_p idle
+    seed: int | None = 0  # torch seed set before generating; None = not reproducible
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.temperature > 0, "temperature must be > 0"),
+            (self.top_k >= 0, "top_k must be >= 0 (0 = off)"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.repetition_penalty > 0, "repetition_penalty must be > 0 (1.0 = off)"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+            (self.num_beams >= 1, "num_beams must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"generation parameters: {message}")
+
+    @property
+    def streams(self) -> bool:
+        """Tokens can be shown as they are made only without beams."""
+        return self.num_beams == 1
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``model.generate``: only those that act (no ignored-parameter warnings)."""
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_beams": self.num_beams,
+            "do_sample": self.do_sample,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        if self.do_sample:
+            kwargs["temperature"] = self.temperature
+            kwargs["top_k"] = self.top_k  # 0 disables top-k (transformers' default would be 50)
+            kwargs["top_p"] = self.top_p
+        else:  # override any sampling defaults from the model's generation_config.json
+            kwargs.update(temperature=None, top_k=None, top_p=None)
+        if self.num_beams > 1:
+            kwargs["early_stopping"] = True  # stop once num_beams finished candidates exist
+        return kwargs
+
+    def inactive(self) -> dict[str, str]:
+        """Settings that have no effect with the others as they are, and why (for the UI)."""
+        idle: dict[str, str] = {}
+        if not self.do_sample:
+            why = "not sampling (do_sample is off): " + (
+                "beam search keeps the most likely beams" if self.num_beams > 1 else "greedy decoding"
+            )
+            for name in ("temperature", "top_k", "top_p"):
+                idle[name] = why
+            if self.seed is not None:
+                idle["seed"] = "not sampling: the answer is deterministic anyway"
+        else:
+            if self.top_k == 0:
+                idle["top_k"] = "0 = off"
+            if self.top_p >= 1.0:
+                idle["top_p"] = "1.0 = off"
+        if self.repetition_penalty == 1.0:
+            idle["repetition_penalty"] = "1.0 = no penalty"
+        return idle
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> GenerationParams:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown generation parameter(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+
+# The one table. columns: temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams, do_sample
+PRESETS: dict[str, GenerationParams] = {
+    # the guide's "Example Configuration for Technical Content"; beam search, deterministic
+    "technical": GenerationParams(0.3, 0, 0.85, 1.5, 150, 4, do_sample=False),
+    # the guide's "Example Setup"; beam-sample so its temperature/top_p really act
+    "balanced": GenerationParams(0.7, 0, 0.9, 1.2, 200, 4, do_sample=True),
+    # high temperature + top_k for brainstorming ("top_k for creative tasks"); one stream
+    "creative": GenerationParams(0.9, 50, 0.95, 1.2, 200, 1, do_sample=True),
+}
+CUSTOM = "custom"  # any values: start from a preset and override fields
+PRESET_NAMES: tuple[str, ...] = (*PRESETS, CUSTOM)
+
+
+def get_params(preset: str, **overrides: Any) -> GenerationParams:
+    """The named preset, with ``overrides`` applied (``custom`` starts from ``technical``).
+
+    Raises:
+        ConfigError: unknown preset or parameter, or an invalid value.
+    """
+    if preset == CUSTOM:
+        base = PRESETS["technical"]
+    elif preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return base.replace(**overrides) if overrides else base
+
+
+def preset_name(params: GenerationParams) -> str:
+    """The preset these params equal, else ``custom``."""
+    return next((name for name, p in PRESETS.items() if p == params), CUSTOM)

@@ -1,0 +1,72 @@
+"""The records the assistant hands out (re-exported by :mod:`assistant.chat`, where the UI imports them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A passage the model was shown; ``n`` is its citation number ``[n]`` in the prompt."""
+
+    n: int
+    file: str  # path relative to the corpus folder
+    pages: list[int]  # 1-based physical pages
+    score: float  # retrieval score (cosine for dense, reciprocal-rank sum for hybrid)
+    text: str  # the text as shown to the model (merged neighbours, last one maybe cut)
+    chunk_id: str  # "id" or "id1+id2" for merged neighbouring chunks
+
+    @property
+    def label(self) -> str:
+        """``bashref.pdf p. 37`` or ``bashref.pdf pp. 37-38``."""
+        name = self.file.rsplit("/", 1)[-1]
+        if len(self.pages) == 1:
+            return f"{name} p. {self.pages[0]}"
+        return f"{name} pp. {self.pages[0]}-{self.pages[-1]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    retrieval_ms: float  # embed the query + dense/BM25 search + fusion + merging
+    prompt_tokens: int  # tokens fed to the model
+    ttft_ms: float  # from the question to the first answer text (whole answer when beams)
+    tokens_per_s: float  # new tokens / generation seconds
+    total_ms: float  # from the question to the finished answer
+    new_tokens: int  # tokens generated
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    model_id: str  # what is really loaded: folder, hub id or "smollm2-135m"
+    base_model: str  # the base the fine-tuned model came from, or the base model itself
+    fine_tuned: bool
+    perplexity_base: float | None  # held-out perplexity before fine-tuning (training manifest)
+    perplexity_finetuned: float | None  # ... and after
+    manifest: dict[str, Any] | None  # training_manifest.json, when fine-tuned
+    path: str = ""  # what from_pretrained receives
+    note: str = ""  # why this model (e.g. "no fine-tuned model yet; using the base model")
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    answer_id: str
+    question: str
+    text: str
+    sources: list[Source]  # exactly the passages in the prompt, citation order
+    preset: str  # technical, balanced, creative or custom
+    params: dict[str, Any]  # GenerationParams.as_dict() used
+    model_id: str
+    fine_tuned: bool
+    timings: Timings
+    created_at: float = dataclasses.field(default_factory=time.time)  # unix time
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. passages cut, history dropped
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex[:12]
