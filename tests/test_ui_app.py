@@ -1,0 +1,127 @@
+"""The Streamlit app through AppTest, with the assistant patched by a fake (fast, no model)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests import ui_support
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+
+
+def _index_stub(index_dir: Path) -> None:
+    """Just enough of an index folder for assistant.status.check to pass (the fake does the rest)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    (index_dir / "manifest.json").write_text(json.dumps({"format": 1, "counts": {"chunks": 1}}))
+    (index_dir / "chunks.jsonl").write_text('{"id": "c7"}\n')
+    (index_dir / "index.faiss").write_bytes(b"stub")
+
+
+@pytest.fixture
+def make_app(tmp_path, monkeypatch):
+    """``make_app(*flags, fake=True)`` -> an AppTest of ui/app.py run with those flags after ``--``."""
+    ui_support.CALLS.clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    index = tmp_path / "index"
+    log = tmp_path / "answers.jsonl"
+
+    def make(*flags: str, fake: bool = True, stub_index: bool = True) -> AppTest:
+        if stub_index:
+            _index_stub(index)
+        if fake:
+            monkeypatch.setattr("assistant.chat.Assistant", ui_support.FakeAssistant, raising=False)
+        argv = ["--index", str(index), "--model", str(tmp_path / "model"), "--log-file", str(log)]
+        argv += ["--corpus", str(tmp_path / "corpus"), *flags]
+        monkeypatch.setattr(sys, "argv", [APP, *argv])
+        return AppTest.from_file(APP, default_timeout=30)
+
+    make.log = log
+    return make
+
+
+def _ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_question_renders_answer_and_sources(make_app):
+    at = make_app().run()
+    assert not at.exception
+    _ask(at, "How do I redirect stderr to a file in bash?")
+    messages = at.chat_message
+    assert [m.name for m in messages] == ["user", "assistant"]
+    answer = messages[1]
+    assert "[1]" in answer.markdown[0].value
+    (expander,) = answer.expander
+    assert expander.label == "📚 Sources (1)"
+    heading = expander.markdown[0].value
+    assert "bashref.pdf pp. 37-38" in heading and "score 0.830" in heading and "cited" in heading
+    assert ":orange-background[redirect]" in expander.markdown[1].value
+    assert "\\$HOME" in expander.markdown[1].value  # shown literally, not as LaTeX
+    # sources are stored in the message: they re-render on the next run
+    at.run()
+    assert at.chat_message[1].expander[0].label == "📚 Sources (1)"
+    records = [json.loads(line) for line in make_app.log.read_text().splitlines()]
+    assert records[0]["type"] == "answer" and records[0]["source_pages"] == ["bashref.pdf pp. 37-38"]
+
+
+def test_switching_presets_changes_sliders_and_editing_switches_to_custom(make_app):
+    at = make_app().run()
+    assert at.selectbox(key="preset").value == "technical"
+    assert at.slider(key="num_beams").value == 4
+    assert at.slider(key="temperature").value == pytest.approx(0.3)
+    assert any("No effect now" in c.value for c in at.sidebar.caption)  # temperature without sampling
+
+    at.selectbox(key="preset").select("creative").run()
+    assert at.slider(key="temperature").value == pytest.approx(0.9)
+    assert at.slider(key="top_k").value == 50
+    assert at.slider(key="num_beams").value == 1
+    assert at.toggle(key="do_sample").value is True
+
+    at.slider(key="temperature").set_value(0.5).run()
+    assert at.selectbox(key="preset").value == "custom"
+    assert at.slider(key="temperature").value == pytest.approx(0.5)
+    assert at.slider(key="top_k").value == 50  # the rest stays where it was
+
+
+def test_missing_index_is_a_friendly_message(make_app):
+    at = make_app(fake=False, stub_index=False).run()
+    assert not at.exception
+    assert "make index" in at.info[0].value
+    assert not at.chat_input  # stopped before the chat
+
+
+def test_beams_preset_answers_whole_and_sampling_preset_streams(make_app):
+    at = make_app("--preset", "technical").run()
+    _ask(at, "What is a pipeline?")
+    at.selectbox(key="preset").select("creative").run()
+    _ask(at, "And a variable?")
+    assert ui_support.CALLS == [("ask", "What is a pipeline?"), ("stream", "And a variable?")]
+    assert "beam search, 4 beams" in at.chat_message[1].caption[-1].value
+    assert "streamed" in at.chat_message[3].caption[-1].value
+
+
+def test_feedback_is_logged_and_clear_chat_empties_history(make_app):
+    at = make_app().run()
+    _ask(at, "How do I redirect stderr?")
+    at.feedback[0].set_value(1).run()  # 👍
+    records = [json.loads(line) for line in make_app.log.read_text().splitlines()]
+    assert records[-1]["type"] == "feedback" and records[-1]["rating"] == 1
+    at.sidebar.button[0].click().run()
+    assert not at.chat_message
+
+
+def test_model_view_shows_perplexity(make_app):
+    at = make_app().run()
+    assert [t.label for t in at.tabs] == ["💬 Chat", "📈 Model"]
+    values = [m.value for m in at.tabs[1].metric]
+    assert values == ["80.00", "20.00"]
+    assert "make train" in at.tabs[1].info[0].value  # no loss curve in the model folder

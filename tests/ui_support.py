@@ -1,0 +1,79 @@
+"""Helpers for the UI tests: a fake assistant (AppTest) and a real tiny index + model (browser).
+
+The fake follows ``assistant.chat.Assistant``'s public API and records which method answered,
+so a test can tell a streamed answer from a whole one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant.chat import Answer, ModelInfo, Source, Timings
+
+CALLS: list[tuple[str, str]] = []  # (method, question) for every answer the fake gave
+
+PASSAGE = (
+    "To redirect standard error to a file, use 2> file. The form &> file redirects both "
+    "standard output and standard error; $HOME is expanded first."
+)
+
+
+class FakeAssistant:
+    """Answers every question with one citation of a bash-manual page."""
+
+    def __init__(self, index_dir: str, model_dir: str | None = None, **kwargs: Any) -> None:
+        self.index_dir, self.model_dir = index_dir, model_dir
+        self.model_info = ModelInfo(
+            model_id="tiny-gpt2",
+            base_model="gpt2",
+            fine_tuned=True,
+            perplexity_base=80.0,
+            perplexity_finetuned=20.0,
+            manifest={"steps": 10, "tokens_seen": 5120, "perplexity": {"base": 80.0, "finetuned": 20.0}},
+        )
+        self.index_info = {"files": 1, "pages": 2, "chunks": 3, "embedder": "fake", "built_at": 0}
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Source]:
+        return [Source(1, "manuals/bashref.pdf", [37, 38], 0.83, PASSAGE, "c7")]
+
+    def _answer(self, question: str, params: Any, preset: str | None = None) -> Answer:
+        return Answer(
+            answer_id=f"a{len(CALLS)}",
+            question=question,
+            text="Use `2> file` to send stderr to a file [1].",
+            sources=self.retrieve(question),
+            preset=preset or "custom",
+            params=params.as_dict(),
+            model_id="tiny-gpt2",
+            fine_tuned=True,
+            timings=Timings(1.0, 50, 2.0, 100.0, 30.0, 12),
+        )
+
+    def ask(self, question: str, params: Any, history: Any = (), k: int | None = None, **kw: Any) -> Answer:
+        CALLS.append(("ask", question))
+        return self._answer(question, params, kw.get("preset"))
+
+    def stream(self, question: str, params: Any, history: Any = (), k: int | None = None, **kw: Any):
+        CALLS.append(("stream", question))
+        return FakeStream(self._answer(question, params, kw.get("preset")))
+
+
+class FakeStream:
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.answer.text.split(" ")
+
+
+def build_tiny_index(corpus: Path, index_dir: Path) -> Path:
+    """A real index of one generated two-page 'bash manual' (the offline MiniLM embedder)."""
+    from indexing.__main__ import main as index_main  # tests may import indexing; the UI never does
+
+    from tests.conftest import TINY_TEXT, make_pdf
+
+    make_pdf(corpus / "bashref.pdf", [TINY_TEXT[:900], "Pipelines and redirection. " + TINY_TEXT[:600]])
+    index_main(["build", "--corpus", str(corpus), "--index", str(index_dir), "--workers", "1"])
+    return index_dir

@@ -1,0 +1,397 @@
+"""bookworm chat: ask computer-science questions of your own PDF books.
+
+    streamlit run ui/app.py -- --index data/index --model models/finetuned
+
+A thin edge over ``assistant``: it keeps the chat history, the sidebar's generation
+settings and the 👍/👎 clicks; retrieval, prompting and generation live in ``assistant``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+if __package__ in (None, ""):  # `streamlit run ui/app.py` puts ui/ on the path, not the repo
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from assistant import chat, monitor, presets, status
+from core.config import Settings, add_settings_args, settings_from_args
+from core.errors import BookwormError
+from ui.highlight import DollarEscaper, answer_markdown, highlight
+
+PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "max_new_tokens")
+# widget ranges; preset values are clamped into them
+RANGES: dict[str, tuple[float, float, float]] = {
+    "temperature": (0.05, 2.0, 0.05),
+    "top_k": (0, 200, 1),
+    "top_p": (0.05, 1.0, 0.01),
+    "repetition_penalty": (1.0, 2.0, 0.05),
+    "num_beams": (1, 8, 1),
+    "max_new_tokens": (16, 1024, 8),
+}
+SETTINGS_FLAGS = (
+    "index_dir",
+    "corpus_dir",
+    "embedder",
+    "model_dir",
+    "base_model",
+    "offline_fallback",
+    "cache_dir",
+    "log_file",
+    "preset",
+    "passages",
+    "retrieval",
+    "history_turns",
+)
+
+
+# --- settings -----------------------------------------------------------------------
+
+
+def parse_settings(argv: list[str]) -> Settings:
+    """The flags after ``--`` in ``streamlit run ui/app.py -- --index DIR``, as in the CLIs."""
+    parser = argparse.ArgumentParser(prog="streamlit run ui/app.py --", add_help=False)
+    add_settings_args(parser, *SETTINGS_FLAGS)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise BookwormError(f"unknown argument(s) after `--`: {' '.join(unknown)}\n\n{parser.format_usage()}")
+    return settings_from_args(args)
+
+
+@st.cache_resource(show_spinner="Loading the model and the index (once)…")
+def load_assistant(settings: Settings) -> chat.Assistant:
+    """One assistant shared by every session; it serialises generation itself."""
+    return chat.Assistant(
+        settings.index_dir,
+        model_dir=settings.model_dir,
+        base_model=settings.base_model,
+        retrieval=settings.retrieval,
+        passages=settings.passages,
+        history_turns=settings.history_turns,
+        offline_fallback=settings.offline_fallback,
+        cache_dir=settings.cache_dir or None,
+    )
+
+
+# --- sidebar: presets and the six parameters ----------------------------------------
+
+
+def _clamp(name: str, value: float) -> float:
+    lo, hi, _ = RANGES[name]
+    return min(max(value, lo), hi)
+
+
+def _load_preset(name: str) -> None:
+    """Copy a preset's values into the widgets' state (custom keeps what is there)."""
+    if name not in presets.PRESETS:
+        return
+    p = presets.PRESETS[name]
+    for key in PARAMS:
+        st.session_state[key] = _clamp(key, getattr(p, key))
+    st.session_state["do_sample"] = p.do_sample
+    st.session_state["seed"] = p.seed
+
+
+def _on_preset_change() -> None:
+    _load_preset(st.session_state["preset"])
+
+
+def _on_param_change() -> None:
+    st.session_state["preset"] = presets.CUSTOM
+
+
+def current_params() -> presets.GenerationParams:
+    ss = st.session_state
+    return presets.GenerationParams(
+        temperature=float(ss["temperature"]),
+        top_k=int(ss["top_k"]),
+        top_p=float(ss["top_p"]),
+        repetition_penalty=float(ss["repetition_penalty"]),
+        max_new_tokens=int(ss["max_new_tokens"]),
+        num_beams=int(ss["num_beams"]),
+        do_sample=bool(ss["do_sample"]),
+        seed=ss.get("seed", 0),
+    )
+
+
+def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams, int]:
+    ss = st.session_state
+    if "preset" not in ss:  # first run of this session
+        ss["preset"] = settings.preset if settings.preset in presets.PRESET_NAMES else "technical"
+        _load_preset(ss["preset"] if ss["preset"] in presets.PRESETS else "technical")
+        ss["passages"] = settings.passages
+
+    st.sidebar.selectbox(
+        "Preset",
+        presets.PRESET_NAMES,
+        key="preset",
+        on_change=_on_preset_change,
+        help="technical: beam search, deterministic · balanced: beam-sample · creative: sampling, "
+        "streams · custom: your values. Moving any slider switches to custom.",
+    )
+    params = current_params()
+    idle = params.inactive()
+    st.sidebar.caption(
+        "✍️ Tokens stream as they are made."
+        if params.streams
+        else f"⏳ Beam search ({params.num_beams} beams): the answer appears all at once."
+    )
+    with st.sidebar.expander("Generation parameters", expanded=True):
+        st.toggle("Sample (do_sample)", key="do_sample", on_change=_on_param_change)
+        st.caption(presets.PARAM_HELP["do_sample"])
+        for name in PARAMS:
+            lo, hi, step = RANGES[name]
+            if name == "max_new_tokens":
+                st.number_input(
+                    name, min_value=lo, max_value=hi, step=step, key=name, on_change=_on_param_change
+                )
+            else:
+                st.slider(name, min_value=lo, max_value=hi, step=step, key=name, on_change=_on_param_change)
+            st.caption(presets.PARAM_HELP[name])
+            if name in idle:
+                st.caption(f"⚪ No effect now: {idle[name]}.")
+    passages = st.sidebar.slider(
+        "Passages", 1, 10, key="passages", help="Retrieved passages offered to the model (cited [1], [2], …)."
+    )
+    if st.sidebar.button("🧹 Clear chat", use_container_width=True):
+        ss["messages"] = []
+    return ss["preset"], params, int(passages)
+
+
+# --- status -------------------------------------------------------------------------
+
+
+def _with_target(message: str, target: str | None) -> str:
+    """The problem's message, ending with the command that fixes it (e.g. `make index`)."""
+    if target and target not in message:
+        message += f" Run `{target}`."
+    return message
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def check_status(index_dir: str, model_dir: str, corpus_dir: str, embedder: str) -> list[status.Problem]:
+    """Cheap file checks, but the staleness check hashes the PDFs: once per 30 s, not per click."""
+    return status.check(index_dir, model_dir, corpus_dir=corpus_dir, embedder=embedder)
+
+
+def _fmt_time(value: Any) -> str:
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+    return str(value or "?")[:16].replace("T", " ")
+
+
+def sidebar_status(bot: chat.Assistant) -> None:
+    info = bot.model_info
+    idx = bot.index_info
+    st.sidebar.divider()
+    st.sidebar.markdown("**Model**")
+    kind = "fine-tuned" if info.fine_tuned else "base model, not fine-tuned"
+    st.sidebar.caption(f"🤖 `{info.model_id}` ({kind}) · base `{info.base_model}`")
+    if info.perplexity_base is not None and info.perplexity_finetuned is not None:
+        st.sidebar.caption(
+            f"Held-out perplexity {info.perplexity_base:.1f} → {info.perplexity_finetuned:.1f} "
+            "(lower is better)"
+        )
+    if info.note:
+        st.sidebar.caption(info.note)
+    st.sidebar.markdown("**Index**")
+    st.sidebar.caption(
+        f"📚 {idx.get('files', '?')} files · {idx.get('pages', '?')} pages · "
+        f"{idx.get('chunks', '?')} chunks  \n"
+        f"embedder `{idx.get('embedder', '?')}` · built {_fmt_time(idx.get('built_at'))}"
+    )
+
+
+def model_view(bot: chat.Assistant, model_dir: str) -> None:
+    info = bot.model_info
+    st.subheader("Which model answers")
+    kind = "fine-tuned" if info.fine_tuned else "base model (not fine-tuned)"
+    st.markdown(f"`{info.model_id}` — {kind}, base `{info.base_model}`")
+    if info.note:
+        st.caption(info.note)
+    if info.perplexity_base is not None and info.perplexity_finetuned is not None:
+        a, b = st.columns(2)
+        a.metric("Held-out perplexity, base", f"{info.perplexity_base:.2f}")
+        b.metric(
+            "Held-out perplexity, fine-tuned",
+            f"{info.perplexity_finetuned:.2f}",
+            delta=f"{info.perplexity_finetuned - info.perplexity_base:+.2f}",
+            delta_color="inverse",  # lower is better
+        )
+    curve = Path(model_dir) / "loss_curve.png"
+    if curve.exists():
+        st.image(str(curve), caption="Training and held-out loss")
+    else:
+        st.info(f"No training loss curve in `{model_dir}` yet. Run `make train` to fine-tune.")
+    manifest = info.manifest or {}
+    if manifest:
+        rows = {
+            "steps": manifest.get("steps"),
+            "tokens seen": manifest.get("tokens_seen"),
+            "wall time (s)": manifest.get("wall_seconds"),
+            "useful tokens/s": manifest.get("useful_tokens_per_s"),
+            "device": manifest.get("device"),
+            "precision": manifest.get("precision"),
+            "finished": manifest.get("finished_at"),
+        }
+        st.table({k: [str(v)] for k, v in rows.items() if v is not None})
+        with st.expander("Training manifest"):
+            st.json(manifest)
+
+
+# --- chat ---------------------------------------------------------------------------
+
+
+def _source_dict(s: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    d["label"] = s.label
+    return d
+
+
+def render_sources(sources: list[dict[str, Any]], question: str, answer_text: str) -> None:
+    if not sources:
+        return
+    with st.expander(f"📚 Sources ({len(sources)})"):
+        for s in sources:
+            cited = f"[{s['n']}]" in answer_text
+            st.markdown(
+                f"**[{s['n']}] {s['label']}** · score {s['score']:.3f}"
+                + (" · :green-badge[cited]" if cited else "")
+            )
+            st.caption(f"`{s['file']}` · chunk {s['chunk_id']}")
+            st.markdown(highlight(s["text"], question))
+
+
+def _log_feedback(log_file: str, answer_id: str) -> None:
+    value = st.session_state.get(f"feedback_{answer_id}")
+    if value is not None:
+        monitor.log_feedback(log_file, answer_id, 1 if value == 1 else -1)
+
+
+def render_message(msg: dict[str, Any], log_file: str) -> None:
+    with st.chat_message(msg["role"]):
+        if msg["role"] == "user":
+            st.markdown(answer_markdown(msg["content"]))
+            return
+        st.markdown(answer_markdown(msg["content"]) or "*(no answer text)*")
+        render_extras(msg, log_file)
+
+
+def render_extras(msg: dict[str, Any], log_file: str) -> None:
+    """What goes under an answer: its sources, how it was made, and 👍/👎."""
+    render_sources(msg.get("sources", []), msg.get("question", ""), msg["content"])
+    if "meta" in msg:
+        st.caption(msg["meta"])
+    if "answer_id" in msg:
+        st.feedback(
+            "thumbs",
+            key=f"feedback_{msg['answer_id']}",
+            on_change=_log_feedback,
+            args=(log_file, msg["answer_id"]),
+        )
+
+
+def _meta(answer: chat.Answer, streamed: bool) -> str:
+    t = answer.timings
+    kind = "fine-tuned" if answer.fine_tuned else "base"
+    how = "streamed" if streamed else f"beam search, {answer.params.get('num_beams')} beams"
+    return (
+        f"{answer.model_id} ({kind}) · {answer.preset} · {how} · {t.new_tokens} tokens in "
+        f"{t.total_ms / 1000:.1f} s ({t.tokens_per_s:.1f} tok/s, first text after {t.ttft_ms / 1000:.1f} s)"
+    )
+
+
+def _history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Earlier (question, answer) pairs; the assistant keeps what its budget allows."""
+    return [(m["question"], m["content"]) for m in messages if m["role"] == "assistant" and "question" in m]
+
+
+def answer_question(
+    bot: chat.Assistant, question: str, preset: str, params: presets.GenerationParams, k: int
+) -> tuple[chat.Answer, bool]:
+    """Ask, streaming into the page when the params allow it; returns the answer and whether it streamed."""
+    history = _history(st.session_state["messages"])
+    if params.streams:
+        stream = bot.stream(question, params, history=history, k=k, preset=preset)
+        escaper = DollarEscaper()
+        st.write_stream(escaper.feed(piece) for piece in stream)
+        return stream.answer, True
+    with st.spinner(f"Thinking (beam search, {params.num_beams} beams)…"):
+        answer = bot.ask(question, params, history=history, k=k, preset=preset)
+    st.markdown(answer_markdown(answer.text) or "*(no answer text)*")
+    return answer, False
+
+
+def main() -> None:
+    st.set_page_config(page_title="bookworm", page_icon="📚")
+    st.title("📚 bookworm")
+    st.caption("Ask computer-science questions of your own books. Every answer lists the passages behind it.")
+
+    try:
+        settings = parse_settings(sys.argv[1:])
+    except BookwormError as e:
+        st.error(str(e))
+        st.stop()
+
+    # expected situations (no index yet, no model yet) are messages, never stack traces
+    problems = check_status(settings.index_dir, settings.model_dir, settings.corpus_dir, settings.embedder)
+    blocking = [p for p in problems if p.level == "error"]
+    for p in blocking:
+        st.info(_with_target(p.message, p.make_target), icon="📭")
+    if blocking:
+        st.stop()
+    for p in problems:
+        show = st.warning if p.level == "warning" else st.info
+        show(_with_target(p.message, p.make_target), icon="⚠️" if p.level == "warning" else "ℹ️")
+
+    preset, params, k = sidebar_settings(settings)
+    try:
+        bot = load_assistant(settings)
+    except BookwormError as e:
+        st.error(str(e))
+        st.stop()
+    sidebar_status(bot)
+
+    chat_tab, model_tab = st.tabs(["💬 Chat", "📈 Model"])
+    with model_tab:
+        model_view(bot, settings.model_dir)
+
+    messages = st.session_state.setdefault("messages", [])
+    with chat_tab:
+        if not messages:
+            st.caption('Try: "How do I redirect stderr to a file in bash?"')
+        for msg in messages:
+            render_message(msg, settings.log_file)
+
+    if question := st.chat_input("Ask about your books…"):
+        messages.append({"role": "user", "content": question})
+        with chat_tab:
+            render_message(messages[-1], settings.log_file)
+            with (answer_box := st.chat_message("assistant")):
+                try:
+                    answer, streamed = answer_question(bot, question, preset, params, k)
+                except BookwormError as e:
+                    st.error(str(e))
+                    st.stop()
+            monitor.log_answer(settings.log_file, answer)
+            msg = {
+                "role": "assistant",
+                "content": answer.text,
+                "question": question,
+                "answer_id": answer.answer_id,
+                "sources": [_source_dict(s) for s in answer.sources],
+                "meta": _meta(answer, streamed),
+                "streamed": streamed,
+            }
+            messages.append(msg)
+            with answer_box:
+                render_extras(msg, settings.log_file)
+
+
+main()
