@@ -57,9 +57,11 @@ class Settings:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     block_size: int = 512  # tokens per packed block, capped at the model's context window
     eval_fraction: float = 0.05  # last share of each file's chunks held out for perplexity
+    eval_blocks: int = 32  # held-out blocks scored for perplexity (spread evenly); 0 = all. Caps eval time
     max_steps: int = -1  # stop after this many optimizer steps; -1 = run all epochs
     time_budget: float = 0.0  # minutes; stop cleanly (and save) when spent; 0 = no limit
     gradient_checkpointing: bool = False  # trade ~30% speed for much less activation memory
+    precision: str = "auto"  # "auto": bf16 on CUDA (fp16 if unsupported) and on bf16-capable CPUs, else fp32
     seed: int = 42  # makes the split, the shuffling and the initialisation repeatable
 
     # --- answering ---------------------------------------------------------------
