@@ -61,14 +61,14 @@ def test_question_renders_answer_and_sources(make_app):
     answer = messages[1]
     assert "[1]" in answer.markdown[0].value
     (expander,) = answer.expander
-    assert expander.label == "📚 Sources (1)"
+    assert expander.label == "Sources (1)"
     heading = expander.markdown[0].value
     assert "bashref.pdf pp. 37-38" in heading and "score 0.830" in heading and "cited" in heading
     assert ":orange-background[redirect]" in expander.markdown[1].value
     assert "\\$HOME" in expander.markdown[1].value  # shown literally, not as LaTeX
     # sources are stored in the message: they re-render on the next run
     at.run()
-    assert at.chat_message[1].expander[0].label == "📚 Sources (1)"
+    assert at.chat_message[1].expander[0].label == "Sources (1)"
     records = [json.loads(line) for line in make_app.log.read_text().splitlines()]
     assert records[0]["type"] == "answer" and records[0]["source_pages"] == ["bashref.pdf pp. 37-38"]
 
@@ -121,7 +121,7 @@ def test_feedback_is_logged_and_clear_chat_empties_history(make_app):
 
 def test_model_view_shows_perplexity(make_app):
     at = make_app().run()
-    assert [t.label for t in at.tabs] == ["💬 Chat", "📈 Model"]
+    assert [t.label for t in at.tabs] == [":material/chat: Chat", ":material/monitoring: Model"]
     values = [m.value for m in at.tabs[1].metric]
     assert values == ["80.00", "20.00"]
     assert "make train" in at.tabs[1].info[0].value  # no loss curve in the model folder

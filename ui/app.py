@@ -138,9 +138,9 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
     params = current_params()
     idle = params.inactive()
     st.sidebar.caption(
-        "✍️ Tokens stream as they are made."
+        ":material/stream: Tokens stream as they are made."
         if params.streams
-        else f"⏳ Beam search ({params.num_beams} beams): the answer appears all at once."
+        else f":material/hourglass_top: Beam search ({params.num_beams} beams): the answer appears at once."
     )
     with st.sidebar.expander("Generation parameters", expanded=True):
         st.toggle("Sample (do_sample)", key="do_sample", on_change=_on_param_change)
@@ -155,11 +155,11 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
                 st.slider(name, min_value=lo, max_value=hi, step=step, key=name, on_change=_on_param_change)
             st.caption(presets.PARAM_HELP[name])
             if name in idle:
-                st.caption(f"⚪ No effect now: {idle[name]}.")
+                st.caption(f":material/block: No effect now: {idle[name]}.")
     passages = st.sidebar.slider(
         "Passages", 1, 10, key="passages", help="Retrieved passages offered to the model (cited [1], [2], …)."
     )
-    if st.sidebar.button("🧹 Clear chat", use_container_width=True):
+    if st.sidebar.button("Clear chat", icon=":material/delete_sweep:", width="stretch"):
         ss["messages"] = []
     return ss["preset"], params, int(passages)
 
@@ -189,10 +189,9 @@ def _fmt_time(value: Any) -> str:
 def sidebar_status(bot: chat.Assistant) -> None:
     info = bot.model_info
     idx = bot.index_info
-    st.sidebar.divider()
-    st.sidebar.markdown("**Model**")
+    st.sidebar.markdown("**:material/smart_toy: Model**")
     kind = "fine-tuned" if info.fine_tuned else "base model, not fine-tuned"
-    st.sidebar.caption(f"🤖 `{info.model_id}` ({kind}) · base `{info.base_model}`")
+    st.sidebar.caption(f"`{info.model_id}` ({kind}) · base `{info.base_model}`")
     if info.perplexity_base is not None and info.perplexity_finetuned is not None:
         st.sidebar.caption(
             f"Held-out perplexity {info.perplexity_base:.1f} → {info.perplexity_finetuned:.1f} "
@@ -200,12 +199,13 @@ def sidebar_status(bot: chat.Assistant) -> None:
         )
     if info.note:
         st.sidebar.caption(info.note)
-    st.sidebar.markdown("**Index**")
+    st.sidebar.markdown("**:material/menu_book: Index**")
     st.sidebar.caption(
-        f"📚 {idx.get('files', '?')} files · {idx.get('pages', '?')} pages · "
+        f"{idx.get('files', '?')} files · {idx.get('pages', '?')} pages · "
         f"{idx.get('chunks', '?')} chunks  \n"
         f"embedder `{idx.get('embedder', '?')}` · built {_fmt_time(idx.get('built_at'))}"
     )
+    st.sidebar.divider()
 
 
 def model_view(bot: chat.Assistant, model_dir: str) -> None:
@@ -257,7 +257,7 @@ def _source_dict(s: Any) -> dict[str, Any]:
 def render_sources(sources: list[dict[str, Any]], question: str, answer_text: str) -> None:
     if not sources:
         return
-    with st.expander(f"📚 Sources ({len(sources)})"):
+    with st.expander(f"Sources ({len(sources)})", icon=":material/menu_book:"):
         for s in sources:
             cited = f"[{s['n']}]" in answer_text
             st.markdown(
@@ -330,7 +330,7 @@ def answer_question(
 
 def main() -> None:
     st.set_page_config(page_title="bookworm", page_icon="📚")
-    st.title("📚 bookworm")
+    st.title(":material/menu_book: bookworm")
     st.caption("Ask computer-science questions of your own books. Every answer lists the passages behind it.")
 
     try:
@@ -343,22 +343,23 @@ def main() -> None:
     problems = check_status(settings.index_dir, settings.model_dir, settings.corpus_dir, settings.embedder)
     blocking = [p for p in problems if p.level == "error"]
     for p in blocking:
-        st.info(_with_target(p.message, p.make_target), icon="📭")
+        st.info(_with_target(p.message, p.make_target), icon=":material/info:")
     if blocking:
         st.stop()
     for p in problems:
         show = st.warning if p.level == "warning" else st.info
-        show(_with_target(p.message, p.make_target), icon="⚠️" if p.level == "warning" else "ℹ️")
+        icon = ":material/warning:" if p.level == "warning" else ":material/info:"
+        show(_with_target(p.message, p.make_target), icon=icon)
 
-    preset, params, k = sidebar_settings(settings)
     try:
         bot = load_assistant(settings)
     except BookwormError as e:
         st.error(str(e))
         st.stop()
     sidebar_status(bot)
+    preset, params, k = sidebar_settings(settings)
 
-    chat_tab, model_tab = st.tabs(["💬 Chat", "📈 Model"])
+    chat_tab, model_tab = st.tabs([":material/chat: Chat", ":material/monitoring: Model"])
     with model_tab:
         model_view(bot, settings.model_dir)
 

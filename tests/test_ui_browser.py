@@ -1,0 +1,126 @@
+"""One real-browser check: `streamlit run` headless, driven by Debian's chromium through Playwright.
+
+The app serves a real tiny index (one generated PDF, the offline MiniLM embedder) and the tiny
+GPT-2 fixture, passed after ``--`` as a user would. Set ``BOOKWORM_SCREENSHOT=docs/screenshot.png``
+to keep the screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import ui_support
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
+    """``streamlit run ui/app.py -- ARGS`` on localhost:PORT; waits until it answers its health check."""
+    cmd = [
+        str(Path(sys.executable).parent / "streamlit"),
+        "run",
+        str(ROOT / "ui" / "app.py"),
+        "--server.headless=true",
+        "--server.address=127.0.0.1",
+        f"--server.port={port}",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+        "--",
+        *args,
+    ]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"streamlit did not start in 30 s: {log.read_text()}")
+
+
+def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 60_000) -> str:
+    """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.wait_for(timeout=timeout_ms)
+            box.fill(question)
+            box.press("Enter")
+            sources = page.get_by_test_id("stExpander").filter(has_text="Sources")
+            sources.first.wait_for(timeout=timeout_ms)
+            sources.first.locator("summary").click()  # open it, so the screenshot shows the passages
+            sources.first.get_by_test_id("stMarkdownContainer").last.wait_for(timeout=timeout_ms)
+            page.wait_for_timeout(600)  # let the expander's opening animation finish
+            page.get_by_test_id("stFeedback").first.wait_for(timeout=timeout_ms)
+            text = sources.first.inner_text()
+            page.screenshot(path=str(screenshot), full_page=True)
+            return text
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ui-index")
+    return ui_support.build_tiny_index(tmp / "corpus", tmp / "index")
+
+
+def test_browser_question_shows_answer_and_sources(tiny_index, tiny_gpt2_dir, tmp_path):
+    port = free_port()
+    args = [
+        "--index", str(tiny_index),
+        "--model", str(tiny_gpt2_dir),
+        "--corpus", str(tiny_index.parent / "corpus"),
+        "--log-file", str(tmp_path / "answers.jsonl"),
+        "--preset", "creative",  # streams
+    ]  # fmt: skip
+    proc = serve(args, port, tmp_path / "streamlit.log")
+    try:
+        shot = tmp_path / "screenshot.png"
+        sources = ask_in_browser(f"http://127.0.0.1:{port}/", "How do I redirect stderr to a file?", shot)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "bashref.pdf p." in sources, (tmp_path / "streamlit.log").read_text()
+    assert shot.stat().st_size > 10_000
+    if keep := os.environ.get("BOOKWORM_SCREENSHOT"):
+        shutil.copy(shot, ROOT / keep)
