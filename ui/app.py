@@ -208,7 +208,14 @@ def sidebar_status(bot: chat.Assistant) -> None:
     st.sidebar.divider()
 
 
-def model_view(bot: chat.Assistant, model_dir: str) -> None:
+def _kv_table(rows: dict[str, Any]) -> str:
+    """A two-column markdown table of the rows that have a value."""
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows.items() if v not in (None, "")]
+    return "\n".join(lines)
+
+
+def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
     info = bot.model_info
     st.subheader("Which model answers")
     kind = "fine-tuned" if info.fine_tuned else "base model (not fine-tuned)"
@@ -231,18 +238,34 @@ def model_view(bot: chat.Assistant, model_dir: str) -> None:
         st.info(f"No training loss curve in `{model_dir}` yet. Run `make train` to fine-tune.")
     manifest = info.manifest or {}
     if manifest:
-        rows = {
-            "steps": manifest.get("steps"),
-            "tokens seen": manifest.get("tokens_seen"),
-            "wall time (s)": manifest.get("wall_seconds"),
-            "useful tokens/s": manifest.get("useful_tokens_per_s"),
-            "device": manifest.get("device"),
-            "precision": manifest.get("precision"),
-            "finished": manifest.get("finished_at"),
-        }
-        st.table({k: [str(v)] for k, v in rows.items() if v is not None})
-        with st.expander("Training manifest"):
+        data = manifest.get("data") or {}
+        st.markdown(
+            _kv_table(
+                {
+                    "training / held-out chunks": f"{data.get('train_chunks')} / {data.get('eval_chunks')}",
+                    "optimizer steps": manifest.get("steps"),
+                    "tokens seen": manifest.get("tokens_seen"),
+                    "wall time (s)": manifest.get("wall_seconds"),
+                    "useful tokens/s": manifest.get("useful_tokens_per_s"),
+                    "device, precision": f"{manifest.get('device', '?')}, {manifest.get('precision', '?')}",
+                    "finished": manifest.get("finished_at"),
+                }
+            )
+        )
+        with st.expander("Training manifest (hyperparameters, versions)"):
             st.json(manifest)
+
+    st.subheader("Answers so far")
+    summary = monitor.summary(log_file)
+    if not summary["answers"]:
+        st.caption(f"No answers logged in `{log_file}` yet.")
+        return
+    share = summary["thumbs_up_share"]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Answers", summary["answers"])
+    c2.metric("👍 share", "–" if share is None else f"{share:.0%}", help=f"{summary['rated']} rated")
+    total = summary["median_total_ms"]
+    c3.metric("Median answer time", "–" if total is None else f"{total / 1000:.1f} s")
 
 
 # --- chat ---------------------------------------------------------------------------
@@ -361,7 +384,7 @@ def main() -> None:
 
     chat_tab, model_tab = st.tabs([":material/chat: Chat", ":material/monitoring: Model"])
     with model_tab:
-        model_view(bot, settings.model_dir)
+        model_view(bot, settings.model_dir, settings.log_file)
 
     messages = st.session_state.setdefault("messages", [])
     with chat_tab:
