@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests import ui_support
 
+tiny_index = ui_support.tiny_index  # the session fixture, shared with the browser test
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
 
@@ -125,3 +126,27 @@ def test_model_view_shows_perplexity(make_app):
     values = [m.value for m in at.tabs[1].metric]
     assert values == ["80.00", "20.00"]
     assert "make train" in at.tabs[1].info[0].value  # no loss curve in the model folder
+
+
+@pytest.mark.slow
+def test_real_tiny_assistant_answers_with_sources(make_app, tiny_index, tiny_gpt2_dir, tmp_path, monkeypatch):
+    """No fake: the real assistant over a real tiny index and the tiny GPT-2 (random weights)."""
+    at = make_app("--preset", "creative", fake=False, stub_index=False)
+    argv = [
+        APP,
+        "--index",
+        str(tiny_index),
+        "--model",
+        str(tiny_gpt2_dir),
+        "--corpus",
+        str(tiny_index.parent / "corpus"),
+    ]
+    monkeypatch.setattr(sys, "argv", [*argv, "--log-file", str(tmp_path / "log.jsonl")])
+    at.run(timeout=60)
+    assert not at.exception, at.exception
+    _ask(at, "How do I redirect standard error to a file?")
+    answer = at.chat_message[1]
+    sources = answer.expander[0]
+    assert sources.label.startswith("Sources (")
+    assert "bashref.pdf p" in sources.markdown[0].value
+    assert "streamed" in answer.caption[-1].value

@@ -20,6 +20,8 @@ import pytest
 
 from tests import ui_support
 
+tiny_index = ui_support.tiny_index  # the session fixture, shared with the other UI tests
+
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,12 +98,6 @@ def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 
             return text
         finally:
             browser.close()
-
-
-@pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("ui-index")
-    return ui_support.build_tiny_index(tmp / "corpus", tmp / "index")
 
 
 def test_browser_question_shows_answer_and_sources(tiny_index, tiny_gpt2_dir, tmp_path):

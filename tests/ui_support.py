@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from assistant.chat import Answer, ModelInfo, Source, Timings
 
 CALLS: list[tuple[str, str]] = []  # (method, question) for every answer the fake gave
@@ -70,10 +72,21 @@ class FakeStream:
 
 def build_tiny_index(corpus: Path, index_dir: Path) -> Path:
     """A real index of one generated two-page 'bash manual' (the offline MiniLM embedder)."""
-    from indexing.__main__ import main as index_main  # tests may import indexing; the UI never does
-
+    from indexing.build import build_index  # tests may import indexing; the UI never does
     from tests.conftest import TINY_TEXT, make_pdf
 
     make_pdf(corpus / "bashref.pdf", [TINY_TEXT[:900], "Pipelines and redirection. " + TINY_TEXT[:600]])
-    index_main(["build", "--corpus", str(corpus), "--index", str(index_dir), "--workers", "1"])
+    build_index(corpus, index_dir, workers=1, progress=False, log=lambda msg: None)
     return index_dir
+
+
+_BUILT: dict[str, Path] = {}  # one tiny index per session, even when two modules import the fixture
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``build_tiny_index`` once per session (assign this fixture to a name in the test module)."""
+    if "index" not in _BUILT:
+        tmp = tmp_path_factory.mktemp("ui-index")
+        _BUILT["index"] = build_tiny_index(tmp / "corpus", tmp / "index")
+    return _BUILT["index"]
