@@ -38,27 +38,3 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(xs) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-def hit_ranks(
-    ranked: Sequence[tuple[str, Sequence[int]]], gold_file: str, gold_pages: Sequence[int]
-) -> int | None:
-    """1-based rank of the first hit from the gold file sharing a gold page, or None."""
-    gold = set(gold_pages)
-    for rank, (file, pages) in enumerate(ranked, start=1):
-        if file == gold_file and gold.intersection(pages):
-            return rank
-    return None
-
-
-def retrieval_scores(
-    first_hit_ranks: Sequence[int | None], ks: Sequence[int] = (1, 3, 5)
-) -> dict[str, float]:
-    """hit@k for each k, and MRR@max(ks), from the rank of each question's first relevant hit."""
-    n = len(first_hit_ranks)
-    if n == 0:
-        return {}
-    out = {f"hit@{k}": sum(r is not None and r <= k for r in first_hit_ranks) / n for k in ks}
-    k_max = max(ks)
-    out[f"mrr@{k_max}"] = sum(1 / r for r in first_hit_ranks if r is not None and r <= k_max) / n
-    return out

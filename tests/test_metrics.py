@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.metrics import hit_ranks, percentile, retrieval_scores, token_f1
+from benchmarks.metrics import percentile, token_f1
 
 
 @pytest.mark.parametrize(
@@ -34,15 +34,3 @@ def test_percentile(values, q, expected):
 
 def test_percentile_empty_is_nan():
     assert math.isnan(percentile([], 50))
-
-
-def test_hit_ranks_needs_file_and_page():
-    ranked = [("a.pdf", [3]), ("b.pdf", [7, 8]), ("b.pdf", [9])]
-    assert hit_ranks(ranked, "b.pdf", [8]) == 2
-    assert hit_ranks(ranked, "b.pdf", [9, 10]) == 3
-    assert hit_ranks(ranked, "a.pdf", [7]) is None  # right page number, wrong file
-
-
-def test_retrieval_scores():
-    scores = retrieval_scores([1, 2, None, 5])
-    assert scores == {"hit@1": 0.25, "hit@3": 0.5, "hit@5": 0.75, "mrr@5": pytest.approx((1 + 0.5 + 0.2) / 4)}
