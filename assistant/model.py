@@ -7,6 +7,7 @@ training and the assistant meet only through the model folder: ``config.json`` +
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ def resolve_model(
             note=note,
         )
         return info, source
-    source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
+    with warnings.catch_warnings():  # the fallback warning becomes the note below, shown by CLI and UI
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
     note = (
         f"no fine-tuned model at {model_dir} (run `make train`); answering with the base model "
         f"{source.description}"

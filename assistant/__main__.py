@@ -1,0 +1,248 @@
+"""Command line: ask one question, search without generating, chat in the terminal, score retrieval.
+
+    python -m assistant ask "How do I redirect stderr in bash?" [--preset technical] [--k 5] [--json]
+    python -m assistant search "question" [--k 5] [--json] [--queries FILE]
+    python -m assistant chat
+    python -m assistant eval-retrieval [--questions data/dev_questions.jsonl]
+
+All take ``--index DIR`` and ``--model DIR``; ``--help`` lists the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings, add_settings_args, settings_from_args
+from core.errors import BookwormError, ConfigError
+
+GEN_FLAGS = {  # flag -> (GenerationParams field, type); any of them makes the preset "custom"
+    "--temperature": ("temperature", float),
+    "--top-k": ("top_k", int),
+    "--top-p": ("top_p", float),
+    "--repetition-penalty": ("repetition_penalty", float),
+    "--max-new-tokens": ("max_new_tokens", int),
+    "--num-beams": ("num_beams", int),
+    "--seed": ("seed", int),
+}
+RETRIEVAL_SETTINGS = ("index_dir", "embedder", "retrieval", "passages")
+MODEL_SETTINGS = (
+    "model_dir",
+    "base_model",
+    "offline_fallback",
+    "cache_dir",
+    "log_file",
+    "preset",
+    "history_turns",
+)
+K_ALIAS = {"passages": ("--k",)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer one question, then list its sources")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the whole answer record as JSON")
+    chat = sub.add_parser("chat", help="multi-turn chat in the terminal (empty line or Ctrl-D ends)")
+    for p in (ask, chat):
+        add_settings_args(p, *RETRIEVAL_SETTINGS, *MODEL_SETTINGS, aliases=K_ALIAS)
+        for flag, (field, typ) in GEN_FLAGS.items():
+            p.add_argument(flag, type=typ, default=None, help=_param_help(field))
+        sample_help = _param_help("do_sample")
+        p.add_argument("--sample", dest="do_sample", action=argparse.BooleanOptionalAction, help=sample_help)
+
+    search = sub.add_parser("search", help="the retrieval pipeline only (hybrid + merging), no generation")
+    search.add_argument("question", nargs="?")
+    search.add_argument("--queries", help="one question per line (or JSONL with a 'question' field)")
+    search.add_argument("--json", action="store_true", help="JSON hits {file, pages, score, text}")
+    search.add_argument("--no-merge", action="store_true", help="raw chunks: do not merge neighbours")
+    add_settings_args(search, *RETRIEVAL_SETTINGS, aliases=K_ALIAS)
+
+    ev = sub.add_parser("eval-retrieval", help="hit@1/3/5 and MRR@5 of dense, BM25 and hybrid on a dev set")
+    ev.add_argument("--questions", default="data/dev_questions.jsonl")
+    ev.add_argument("--json", action="store_true")
+    add_settings_args(ev, *RETRIEVAL_SETTINGS, aliases=K_ALIAS)
+    return parser
+
+
+def _param_help(field: str) -> str:
+    from assistant.presets import PARAM_HELP
+
+    return PARAM_HELP[field].replace("%", "%%")
+
+
+def _quiet_libraries() -> None:
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _params(args: argparse.Namespace, settings: Settings) -> tuple[str, Any]:
+    from assistant.presets import CUSTOM, get_params
+
+    overrides = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in GEN_FLAGS.items()}
+    overrides["do_sample"] = args.do_sample
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    params = get_params(settings.preset, **overrides)
+    return (CUSTOM if overrides else settings.preset), params
+
+
+def _assistant(settings: Settings) -> Any:
+    from assistant.chat import Assistant
+
+    return Assistant(
+        settings.index_dir,
+        model_dir=settings.model_dir,
+        base_model=settings.base_model,
+        retrieval=settings.retrieval,
+        passages=settings.passages,
+        history_turns=settings.history_turns,
+        offline_fallback=settings.offline_fallback,
+        cache_dir=settings.cache_dir or None,
+        embedder=settings.embedder,
+        log_file=settings.log_file or None,
+    )
+
+
+def _print_sources(answer: Any) -> None:
+    print("\nSources:")
+    for s in answer.sources:
+        print(f"  [{s.n}] {s.label}  (score {s.score:.4f})")
+    t = answer.timings
+    print(
+        f"\n{answer.model_id}{' (fine-tuned)' if answer.fine_tuned else ''} · {answer.preset} · "
+        f"retrieval {t.retrieval_ms:.0f} ms · prompt {t.prompt_tokens} tok · first text {t.ttft_ms:.0f} ms · "
+        f"{t.new_tokens} tok at {t.tokens_per_s:.1f} tok/s · total {t.total_ms / 1000:.1f} s",
+        file=sys.stderr,
+    )
+    for note in answer.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _answer(bot: Any, question: str, preset: str, params: Any, history: list, as_json: bool) -> Any:
+    stream = bot.stream(question, params, history=history, preset=preset)
+    if as_json:
+        answer = stream.answer
+        record = answer.as_json() | {"model_note": bot.model_info.note}
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+        return answer
+    for piece in stream:
+        print(piece, end="", flush=True)
+    print()
+    answer = stream.answer
+    _print_sources(answer)
+    return answer
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    preset, params = _params(args, settings)
+    bot = _assistant(settings)
+    if bot.model_info.note and not args.json:
+        print(f"note: {bot.model_info.note}", file=sys.stderr)
+    _answer(bot, args.question, preset, params, [], args.json)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    preset, params = _params(args, settings)
+    bot = _assistant(settings)
+    banner = f"bookworm · {bot.model_info.model_id} · preset {preset} · empty line or Ctrl-D to quit"
+    print(banner, file=sys.stderr)
+    if bot.model_info.note:
+        print(f"note: {bot.model_info.note}", file=sys.stderr)
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        print("bookworm> ", end="", flush=True)
+        answer = _answer(bot, question, preset, params, history, as_json=False)
+        history.append((question, answer.text))
+
+
+def _read_queries(path: str) -> list[str]:
+    try:
+        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except OSError as e:
+        raise ConfigError(f"cannot read --queries file: {e}") from e
+    return [json.loads(ln)["question"] if ln.startswith("{") else ln for ln in lines]
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.retrieve import Retriever
+
+    if not args.question and not args.queries:
+        raise ConfigError("give a question, or --queries FILE")
+    queries = _read_queries(args.queries) if args.queries else [args.question]
+    retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
+    for q in queries:
+        hits = retriever.search(q, settings.passages, merge=not args.no_merge)
+        rows = [{k: v for k, v in h.as_json().items() if k != "chunk_id"} for h in hits]
+        if args.json or args.queries:
+            print(json.dumps(rows, ensure_ascii=False), flush=True)
+        else:
+            for h, row in zip(hits, rows, strict=True):
+                pages = ", ".join(map(str, row["pages"]))
+                print(f"[{h.rank}] {row['file']} p. {pages}  score {row['score']:.4f}")
+                print(f"    {h.chunk.text[:300]}{'…' if len(h.chunk.text) > 300 else ''}\n")
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.retrieve import MODES, Retriever, evaluate_retrieval, read_dev_questions
+
+    questions = read_dev_questions(args.questions)
+    retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
+    results = {}
+    for mode in MODES:
+        t0 = time.perf_counter()
+        results[mode] = evaluate_retrieval(retriever, questions, mode, k=settings.passages)
+        results[mode]["ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(questions)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    keys = [k for k in next(iter(results.values())) if k != "per_question"]
+    print(
+        f"{len(questions)} questions, k={settings.passages}, BM25 built in "
+        f"{retriever.load_seconds.get('bm25', 0) * 1000:.0f} ms\n"
+    )
+    print("| mode | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    for mode, r in results.items():
+        cells = [f"{r[k]:.0f}" if k == "ms_per_query" else f"{r[k]:.3f}" for k in keys]
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+    return 0
+
+
+COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "search": cmd_search, "eval-retrieval": cmd_eval_retrieval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        settings = settings_from_args(args)
+        return COMMANDS[args.command](args, settings)
+    except BookwormError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Run ``model.generate`` with a preset: seed, stop strings, streaming or whole answer.
+
+``num_beams == 1``: generation runs in a thread and ``TextIteratorStreamer`` hands text
+pieces to the caller as they are made. Beams keep several candidates until the end, so the
+whole answer comes as one piece.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from assistant.presets import GenerationParams
+
+
+class StopOnStrings(StoppingCriteria):
+    """Stop a row once its generated text contains one of ``stops`` (e.g. a new "Question:" line).
+
+    Decodes only the last few tokens of each row, so the cost per step stays constant.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_len: int, tail_tokens: int = 12):
+        self.tokenizer, self.stops = tokenizer, tuple(stops)
+        self.prompt_len, self.tail = prompt_len, tail_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        tails = input_ids[:, max(self.prompt_len, input_ids.shape[1] - self.tail) :]
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """Text before the first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class Generation:
+    """One answer being generated. Iterate for text pieces; then read ``text`` and the timings.
+
+    Args:
+        model, tokenizer: loaded with ``core.sources.load_lm``.
+        input_ids: (1, T) prompt token ids.
+        params: the preset (or custom values).
+        stop_strings: text that ends the answer (held back while streaming, never shown).
+        lock: held for the whole ``generate`` call (one shared model; the seed must be
+            set and used atomically).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        input_ids: torch.Tensor,
+        params: GenerationParams,
+        stop_strings: Sequence[str] = (),
+        lock: threading.Lock | None = None,
+    ):
+        self.model, self.tokenizer, self.input_ids, self.params = model, tokenizer, input_ids, params
+        self.stops = tuple(stop_strings)
+        self.lock = lock or threading.Lock()
+        self.text = ""
+        self.new_tokens = 0
+        self.ttft_s = 0.0  # from start of generate to the first text piece
+        self.seconds = 0.0  # whole generate call
+        self.stopped_at_string = False
+        self._started = 0.0
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs = self.params.generate_kwargs()
+        attention_mask = torch.ones_like(self.input_ids)
+        kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)
+        if self.tokenizer.pad_token_id is not None:
+            kwargs["pad_token_id"] = self.tokenizer.pad_token_id
+        if self.stops:
+            stop = StopOnStrings(self.tokenizer, self.stops, self.input_ids.shape[1])
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
+        return kwargs
+
+    def _run(self, **extra: Any) -> torch.Tensor:
+        with self.lock:
+            if self.params.seed is not None:
+                torch.manual_seed(self.params.seed)
+            self._started = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(**self._kwargs(), **extra)
+            self.seconds = time.perf_counter() - self._started
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        return sequences[0, self.input_ids.shape[1] :]
+
+    def _finish(self, new_ids: torch.Tensor) -> None:
+        self.new_tokens = int(new_ids.shape[0])
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        text, self.stopped_at_string = cut_at_stop(text, self.stops)
+        self.text = text.strip()
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def __iter__(self) -> Iterator[str]:
+        if not self.params.streams:
+            self._finish(self._run())
+            self.ttft_s = self.seconds
+            if self.text:
+                yield self.text
+            return
+        yield from self._stream()
+
+    def _stream(self) -> Iterator[str]:
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["ids"] = self._run(streamer=streamer)
+            except BaseException as e:  # re-raised in the caller's thread
+                result["error"] = e
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="bookworm-generate", daemon=True)
+        thread.start()
+        hold = max((len(s) for s in self.stops), default=1) - 1  # chars where a stop string may be forming
+        seen, start, shown = "", None, 0  # text so far; where the answer starts; how much was handed out
+        for piece in streamer:
+            seen += piece
+            text, stopped = cut_at_stop(seen, self.stops)
+            end = len(text) if stopped else max(0, len(text) - hold)
+            if start is None:
+                lead = len(text) - len(text.lstrip())
+                if lead >= end:  # nothing visible yet
+                    if stopped:
+                        break
+                    continue
+                start = shown = lead
+                self.ttft_s = time.perf_counter() - self._started
+            if end > shown:
+                yield text[shown:end]
+                shown = end
+            if stopped:
+                break
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        self._finish(result["ids"])
+        emitted = seen[start:shown] if start is not None else ""
+        if self.text.startswith(emitted) and len(self.text) > len(emitted):
+            if start is None:
+                self.ttft_s = self.seconds
+            yield self.text[len(emitted) :]  # what was held back, minus a stop string and trailing space
+
+    def run(self) -> str:
+        """Generate the whole answer (no streaming to the caller)."""
+        for _ in self:
+            pass
+        return self.text

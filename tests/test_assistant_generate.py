@@ -1,0 +1,141 @@
+"""Presets -> valid generate() arguments; streaming, beams, seeds and stop strings on a tiny GPT-2."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from assistant.generate import Generation, cut_at_stop
+from assistant.presets import (
+    CUSTOM,
+    PARAM_HELP,
+    PRESET_NAMES,
+    PRESETS,
+    GenerationParams,
+    get_params,
+    preset_name,
+)
+from core.errors import ConfigError
+
+TABLE = {  # the issue's table: temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams
+    "technical": (0.3, 0, 0.85, 1.5, 150, 4),
+    "balanced": (0.7, 0, 0.9, 1.2, 200, 4),
+    "creative": (0.9, 50, 0.95, 1.2, 200, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_values_and_valid_generate_kwargs(name: str) -> None:
+    from transformers import GenerationConfig
+
+    p = PRESETS[name]
+    values = (p.temperature, p.top_k, p.top_p, p.repetition_penalty, p.max_new_tokens, p.num_beams)
+    assert values == TABLE[name]
+    kwargs = p.generate_kwargs()
+    assert "max_length" not in kwargs and kwargs["max_new_tokens"] == p.max_new_tokens
+    if not p.do_sample:  # sampling knobs are not passed where they would be ignored
+        assert kwargs["temperature"] is None and kwargs["top_p"] is None
+    GenerationConfig(**kwargs).validate(strict=True)  # raises on ignored or contradictory flags
+    assert p.streams == (p.num_beams == 1)
+
+
+def test_sampling_semantics() -> None:
+    assert PRESETS["technical"].do_sample is False  # beam search: deterministic, factual
+    assert PRESETS["balanced"].do_sample and PRESETS["balanced"].num_beams > 1  # beam-sample
+    assert PRESETS["creative"].do_sample and PRESETS["creative"].streams
+    idle = PRESETS["technical"].inactive()
+    assert {"temperature", "top_k", "top_p"} <= set(idle) and "beam search" in idle["temperature"]
+    assert "temperature" not in PRESETS["balanced"].inactive()
+    assert PRESETS["balanced"].inactive()["top_k"] == "0 = off"
+    assert GenerationParams(repetition_penalty=1.0).inactive()["repetition_penalty"]
+
+
+def test_custom_and_validation() -> None:
+    assert get_params(CUSTOM, temperature=0.5).temperature == 0.5
+    assert get_params("creative", num_beams=2).num_beams == 2
+    assert preset_name(PRESETS["balanced"]) == "balanced"
+    assert preset_name(PRESETS["balanced"].replace(top_k=7)) == CUSTOM
+    assert PRESET_NAMES == ("technical", "balanced", "creative", "custom")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_params("wild")
+    with pytest.raises(ConfigError, match="unknown generation parameter"):
+        get_params("technical", max_length=10)
+    with pytest.raises(ConfigError, match="top_p"):
+        GenerationParams(top_p=1.5)
+
+
+def test_param_help_covers_every_parameter() -> None:
+    fields = {f.name for f in dataclasses.fields(GenerationParams)}
+    assert set(PARAM_HELP) == fields
+    assert "creativity dial" in PARAM_HELP["temperature"]
+    assert "rambling" in PARAM_HELP["max_new_tokens"]
+    assert all("\n" not in h for h in PARAM_HELP.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("an answer\nQuestion: next", ("an answer", True)), ("no stop", ("no stop", False))],
+)
+def test_cut_at_stop(text: str, expected: tuple[str, bool]) -> None:
+    assert cut_at_stop(text, ("\nQuestion:",)) == expected
+
+
+# --- on a tiny GPT-2 -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_gpt2_dir):
+    from core.sources import load_lm, resolve_lm
+
+    return load_lm(resolve_lm(str(tiny_gpt2_dir)))
+
+
+def _ids(tokenizer, text="The shell reads commands. Question: what is a pipe?\nAnswer:"):
+    return tokenizer(text, return_tensors="pt").input_ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_runs(tiny_lm, name: str) -> None:
+    model, tok = tiny_lm
+    params = PRESETS[name].replace(max_new_tokens=12)
+    gen = Generation(model, tok, _ids(tok), params, stop_strings=("\nQuestion:",))
+    pieces = list(gen)
+    assert 1 <= gen.new_tokens <= 12
+    assert "".join(pieces).strip() == gen.text
+    assert gen.seconds > 0 and gen.tokens_per_s > 0
+
+
+@pytest.mark.slow
+def test_streaming_is_incremental_and_beams_whole(tiny_lm) -> None:
+    model, tok = tiny_lm
+    streamed = list(Generation(model, tok, _ids(tok), PRESETS["creative"].replace(max_new_tokens=30)))
+    assert len(streamed) > 1  # pieces arrive as they are made
+    whole = Generation(model, tok, _ids(tok), PRESETS["technical"].replace(max_new_tokens=30))
+    assert len(list(whole)) == 1 and whole.text  # beams: one piece, the whole answer
+
+
+@pytest.mark.slow
+def test_same_seed_same_answer(tiny_lm) -> None:
+    model, tok = tiny_lm
+
+    def run(seed: int, preset: str = "creative") -> str:
+        params = PRESETS[preset].replace(max_new_tokens=20, seed=seed)
+        return Generation(model, tok, _ids(tok), params).run()
+
+    assert run(7) == run(7)
+    assert run(7, "balanced") == run(7, "balanced")  # beam-sample too
+    assert len({run(s) for s in range(4)}) > 1  # and the seed matters
+
+
+@pytest.mark.slow
+def test_stop_string_ends_the_answer(tiny_lm) -> None:
+    model, tok = tiny_lm
+    free = Generation(model, tok, _ids(tok), PRESETS["creative"].replace(max_new_tokens=40, seed=1)).run()
+    stop = free.split()[2]  # a word the model will produce
+    gen = Generation(
+        model, tok, _ids(tok), PRESETS["creative"].replace(max_new_tokens=40, seed=1), stop_strings=(stop,)
+    )
+    text = "".join(gen)
+    assert gen.stopped_at_string and stop not in text and gen.new_tokens < 40

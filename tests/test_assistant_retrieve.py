@@ -1,0 +1,124 @@
+"""Retrieval: RRF fusion, neighbour merging, BM25, a planted passage found first, dev-set metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.retrieve import (
+    Retriever,
+    bm25_tokens,
+    merge_chunks,
+    merge_neighbours,
+    reciprocal_rank_fusion,
+    retrieval_metrics,
+)
+from core.errors import StoreError
+from indexing.records import Chunk
+from tests.assistant_support import FakeEmbedder, book_chunks, write_tiny_index
+
+
+def test_rrf_fusion() -> None:
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
+    ids = [i for i, _ in fused]
+    assert ids[0] == 1  # ranks 1 and 2 beat ranks 3 and 1
+    assert ids[1] == 3
+    assert set(ids) == {1, 2, 3, 4}
+    score = dict(fused)
+    assert score[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert score[4] == pytest.approx(1 / 63)
+    # an item only one list found still ranks by its position there
+    assert reciprocal_rank_fusion([[5], []]) == [(5, pytest.approx(1 / 61))]
+
+
+def _chunk(i: int, file: str, page: int, text: str) -> Chunk:
+    return Chunk(f"c{i}", file, page, page, text, len(text.split()))
+
+
+def test_merge_removes_overlap_and_unions_pages() -> None:
+    chunks = [
+        _chunk(0, "a.pdf", 3, "one two three four five"),
+        Chunk("c1", "a.pdf", 3, 4, "four five six seven", 4),
+    ]
+    merged = merge_chunks(chunks, [1, 0])
+    assert merged.text == "one two three four five six seven"
+    assert merged.pages == [3, 4] and merged.chunk_id == "c0+c1"
+
+
+def test_merge_neighbours() -> None:
+    chunks = [
+        _chunk(0, "a.pdf", 1, "alpha beta"),
+        _chunk(1, "a.pdf", 2, "gamma delta"),
+        _chunk(2, "b.pdf", 2, "other book"),
+        _chunk(3, "a.pdf", 9, "far away"),
+    ]
+    hits = merge_neighbours([(1, 0.9), (2, 0.8), (0, 0.7), (3, 0.6)], chunks, k=3)
+    assert [h.chunk.chunk_id for h in hits] == ["c0+c1", "c2", "c3"]
+    assert hits[0].chunk.pages == [1, 2] and hits[0].score == 0.9 and hits[0].rank == 1
+    assert [h.rank for h in hits] == [1, 2, 3]
+    # k caps the passages; another book's page 2 is not a neighbour
+    assert len(merge_neighbours([(1, 0.9), (2, 0.8), (3, 0.6)], chunks, k=2)) == 2
+
+
+def test_bm25_tokens() -> None:
+    assert bm25_tokens("How do I use read.table for Arrays?") == ["read.table", "array"]
+
+
+def _retriever(mode: str) -> Retriever:
+    emb = FakeEmbedder()
+    chunks = book_chunks()
+    vecs = emb.encode([c.text for c in chunks])
+
+    def dense_search(q: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        scores = vecs @ q[0]
+        order = np.argsort(-scores)[:k]
+        return [[(int(i), float(scores[i])) for i in order]]
+
+    return Retriever(chunks, encode=emb.encode, dense_search=dense_search, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_planted_passage_first(mode: str) -> None:
+    r = _retriever(mode)
+    hits = r.search("how to send standard error to a file with redirection", k=3)
+    assert hits[0].chunk.file == "bash.pdf" and 4 in hits[0].chunk.pages
+    hits = r.search("factors categorical levels", k=2)
+    assert hits[0].chunk.file == "r.pdf" and hits[0].chunk.pages == [3]
+
+
+def test_real_store_round_trip(tmp_path) -> None:
+    index = write_tiny_index(tmp_path / "index")
+    r = Retriever.load(index, mode="hybrid", encoder=FakeEmbedder())
+    hits = r.search("standard error redirection 2>", k=2)
+    assert hits[0].chunk.file == "bash.pdf" and 4 in hits[0].chunk.pages
+    # the two page-4 chunks (consecutive rows, overlapping text) became one passage
+    assert "+" in hits[0].chunk.chunk_id and hits[0].chunk.text.count("to a file.") == 1
+    assert r.index_info["chunks"] == len(book_chunks()) and r.load_seconds["bm25"] >= 0
+
+
+def test_mismatched_embedder_refused(tmp_path) -> None:
+    index = write_tiny_index(tmp_path / "index")
+    with pytest.raises(StoreError, match="embedder"):
+        Retriever.load(index, embedder="all-MiniLM-L6-v2", encoder=FakeEmbedder())
+    with pytest.raises(StoreError):
+        Retriever.load(tmp_path / "missing", encoder=FakeEmbedder())
+
+
+@pytest.mark.parametrize(
+    ("ranked", "gold", "expected"),
+    [
+        ([[("x/a.pdf", [3])]], [("a.pdf", [3])], {"hit@1": 1.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1.0}),
+        (
+            [[("b.pdf", [3]), ("a.pdf", [2]), ("a.pdf", [4, 5])]],
+            [("a.pdf", [5])],
+            {"hit@1": 0.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1 / 3},
+        ),
+        (
+            [[("a.pdf", [1])], [("b.pdf", [9])]],
+            [("a.pdf", [1]), ("b.pdf", [8])],
+            {"hit@1": 0.5, "hit@3": 0.5, "hit@5": 0.5, "mrr@5": 0.5},
+        ),
+    ],
+)
+def test_retrieval_metrics(ranked, gold, expected) -> None:
+    assert retrieval_metrics(ranked, gold) == pytest.approx(expected)
