@@ -1,0 +1,208 @@
+"""The Assistant end to end on a tiny index (fake embedder) and a tiny GPT-2; status, monitor and CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import indexing.embed
+from assistant import monitor, status
+from assistant.__main__ import main
+from assistant.chat import Answer, Assistant
+from assistant.presets import PRESETS
+from assistant.retrieve import Retriever
+from tests.assistant_support import BOOK, FakeEmbedder, write_tiny_index
+from tests.conftest import TINY_TEXT, build_tiny_gpt2
+
+QUESTION = "How do I send standard error to a file?"
+
+
+@pytest.fixture(scope="module")
+def lm_1024(tmp_path_factory) -> Path:
+    """A tiny GPT-2 with GPT-2's 1024-token window, its BPE trained on the book too."""
+    texts = [TINY_TEXT, *(t for entries in BOOK.values() for _, t in entries)]
+    return build_tiny_gpt2(tmp_path_factory.mktemp("lm1024"), texts, n_positions=1024)
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    return write_tiny_index(tmp_path_factory.mktemp("idx") / "index")
+
+
+@pytest.fixture
+def bot(index_dir, lm_1024, tmp_path) -> Assistant:
+    retriever = Retriever.load(index_dir, encoder=FakeEmbedder())
+    return Assistant(
+        index_dir,
+        model_dir=tmp_path / "no-model",
+        base_model=str(lm_1024),
+        retriever=retriever,
+        log_file=tmp_path / "answers.jsonl",
+    )
+
+
+FAST = PRESETS["technical"].replace(max_new_tokens=8, num_beams=2)
+
+
+@pytest.mark.slow
+def test_ask_returns_answer_with_sources_and_timings(bot: Assistant, tmp_path: Path) -> None:
+    answer = bot.ask(QUESTION, FAST)
+    assert isinstance(answer, Answer) and answer.preset == "custom"
+    assert [s.n for s in answer.sources] == list(range(1, len(answer.sources) + 1))
+    assert answer.sources[0].file == "bash.pdf" and 4 in answer.sources[0].pages
+    t = answer.timings
+    assert t.retrieval_ms > 0 and t.total_ms >= t.ttft_ms > 0 and 0 < t.new_tokens <= 8
+    assert t.prompt_tokens + FAST.max_new_tokens <= bot.window == 1024
+    assert not answer.fine_tuned and "no fine-tuned model" in bot.model_info.note
+    assert answer.params["num_beams"] == 2
+    logged = monitor.read_log(tmp_path / "answers.jsonl")
+    assert logged[-1]["answer_id"] == answer.answer_id and logged[-1]["sources"]
+    json.dumps(answer.as_json())  # serialisable for --json and the log
+
+
+@pytest.mark.slow
+def test_stream_and_history(bot: Assistant) -> None:
+    params = PRESETS["creative"].replace(max_new_tokens=16)
+    stream = bot.stream(QUESTION, params, history=[("What is a pipeline?", "It connects commands.")])
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert stream.answer.text == "".join(pieces).strip()
+    hits = bot.search(QUESTION)
+    prompt = bot.build_prompt(QUESTION, hits, [("What is a pipeline?", "It connects commands.")], 16)
+    assert "Question: What is a pipeline?" in prompt.text and prompt.history
+    # same seed, same answer
+    assert bot.ask(QUESTION, params).text == bot.ask(QUESTION, params).text
+
+
+@pytest.mark.slow
+def test_shared_between_threads(bot: Assistant) -> None:
+    answers: list[Answer] = []
+    threads = [threading.Thread(target=lambda: answers.append(bot.ask(QUESTION, FAST))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 3 and len({a.text for a in answers}) == 1
+
+
+@pytest.mark.slow
+def test_fine_tuned_folder_is_preferred(index_dir, lm_1024, tmp_path) -> None:
+    import shutil
+
+    model_dir = tmp_path / "finetuned"
+    shutil.copytree(lm_1024, model_dir)
+    manifest = {
+        "base_model": {"requested": "gpt2", "used": "gpt2"},
+        "perplexity": {"base": 40.0, "finetuned": 20.0},
+    }
+    (model_dir / "training_manifest.json").write_text(json.dumps(manifest))
+    bot = Assistant(
+        index_dir,
+        model_dir=model_dir,
+        retriever=Retriever.load(index_dir, encoder=FakeEmbedder()),
+        load_model=False,
+    )
+    info = bot.model_info
+    assert info.fine_tuned and info.base_model == "gpt2" and info.perplexity_finetuned == 20.0
+    assert bot.index_info["chunks"] == sum(len(v) for v in BOOK.values())
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def test_status_missing_index_and_model(tmp_path: Path) -> None:
+    problems = status.check(tmp_path / "none", tmp_path / "no-model")
+    assert [(p.level, p.make_target) for p in problems] == [
+        ("error", "make index"),
+        ("warning", "make train"),
+    ]
+
+
+def test_status_mismatch_and_stale(index_dir: Path, tmp_path: Path) -> None:
+    assert status.check_index(index_dir) == []
+    problems = status.check_index(index_dir, embedder="all-MiniLM-L6-v2")
+    assert problems[0].level == "error" and "fake-words" in problems[0].message
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "new.pdf").write_bytes(b"%PDF-1.4")
+    (corpus / "bash.pdf").write_bytes(b"%PDF-1.4 changed")
+    stale = status.check_index(index_dir, corpus_dir=corpus)
+    assert stale[0].make_target == "make index"
+    assert (
+        "1 new (new.pdf)" in stale[0].message
+        and "1 changed" in stale[0].message
+        and "1 removed" in stale[0].message
+    )
+
+
+def test_status_model_trained_on_older_index(index_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "training_manifest.json").write_text(json.dumps({"data": {"chunks_sha256": "old"}}))
+    assert status.check_model(model, index_dir)[0].make_target == "make train"
+    (model / "training_manifest.json").write_text(
+        json.dumps({"data": {"chunks_sha256": status.chunks_hash(index_dir)}})
+    )
+    assert status.check_model(model, index_dir) == []
+
+
+# --- monitor -----------------------------------------------------------------------------
+
+
+def test_monitor_feedback_and_summary(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    monitor.log_feedback(log, "abc", "up")
+    monitor.log_feedback(log, "def", -1)
+    assert [r["rating"] for r in monitor.read_log(log)] == [1, -1]
+    assert monitor.summary(log)["thumbs_up_share"] == 0.5
+    with pytest.raises(Exception, match="rating"):
+        monitor.log_feedback(log, "abc", 5)
+    assert monitor.read_log(tmp_path / "missing.jsonl") == []
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_missing_index_is_a_message(tmp_path: Path, capsys) -> None:
+    assert main(["search", "anything", "--index", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "index" in err
+
+
+def test_cli_search_queries_json(index_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(indexing.embed, "Embedder", lambda name, **kw: FakeEmbedder())
+    queries = tmp_path / "q.txt"
+    queries.write_text("standard error to a file\nfactors and levels\n")
+    argv = [
+        "search",
+        "--queries",
+        str(queries),
+        "--index",
+        str(index_dir),
+        "--k",
+        "2",
+        "--embedder",
+        "fake-words",
+    ]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(ln) for ln in lines)
+    assert set(first[0]) == {"file", "pages", "score", "text"}
+    assert first[0]["file"] == "bash.pdf" and second[0]["file"] == "r.pdf"
+
+
+@pytest.mark.slow
+def test_cli_ask_json(index_dir: Path, lm_1024: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(indexing.embed, "Embedder", lambda name, **kw: FakeEmbedder())
+    argv = ["ask", QUESTION, "--json", "--index", str(index_dir), "--model", str(tmp_path / "none")]
+    argv += ["--base-model", str(lm_1024), "--max-new-tokens", "6", "--log-file", str(tmp_path / "l.jsonl")]
+    argv += ["--embedder", "fake-words"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["sources"][0]["file"] == "bash.pdf" and record["timings"]["new_tokens"] > 0
+    assert record["preset"] == "custom" and "no fine-tuned model" in record["model_note"]
