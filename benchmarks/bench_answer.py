@@ -1,0 +1,131 @@
+"""`make bench-answer`: retrieval latency, time to first token, tokens/s, and the assistant's
+overhead against a plain ``model.generate`` on the same prompt, measured in the same run.
+
+The generation runs use the offline SmolLM2-135M on 2 threads (the project's target laptop):
+a sampled, streamed preset with a fixed seed, so the assistant and the plain call make the
+same tokens and their times compare. The assistant's time is the whole question -> answer
+path (retrieval, prompt budget, streaming thread, stop checks); plain is ``generate`` alone.
+Runs alternate (assistant, plain, assistant, ...) so a noisy neighbour hits both; medians.
+
+The last line reads ``ratio assistant/plain generate: X.XX`` (goal <= 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from core.config import add_settings_args, settings_from_args
+from core.errors import BookwormError
+from core.sources import OFFLINE_LM
+
+
+def pct(values: list[float], q: float) -> float:
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_answer", description=__doc__)
+    add_settings_args(parser, "index_dir", "embedder", "retrieval", "passages", "cache_dir")
+    parser.add_argument(
+        "--questions", default="data/dev_questions.jsonl", help="questions to time retrieval on"
+    )
+    parser.add_argument("--lm", default=OFFLINE_LM, help="model that answers (default: the offline 135M)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the 2-core target)")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--reps", type=int, default=3, help="timed question pairs (assistant + plain)")
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except BookwormError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import transformers
+
+    from assistant.chat import Assistant
+    from assistant.presets import PRESETS
+    from assistant.retrieve import Retriever, read_dev_questions
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    settings = settings_from_args(args)
+    torch.set_num_threads(args.threads)
+    questions = [q.question for q in read_dev_questions(args.questions)]
+
+    # --- retrieval -------------------------------------------------------------------
+    t0 = time.perf_counter()
+    retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
+    load_s = time.perf_counter() - t0
+    for q in questions[:2]:  # warm-up
+        retriever.search(q, settings.passages)
+    ms = []
+    for q in questions:
+        t = time.perf_counter()
+        retriever.search(q, settings.passages)
+        ms.append((time.perf_counter() - t) * 1000)
+    parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in retriever.load_seconds.items())
+    print(f"index: {len(retriever.chunks)} chunks; load {load_s:.2f} s ({parts})")
+    print(
+        f"retrieval ({settings.retrieval}, k={settings.passages}, {len(ms)} questions): "
+        f"p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms"
+    )
+
+    # --- generation ------------------------------------------------------------------
+    bot = Assistant(
+        settings.index_dir,
+        base_model=args.lm,
+        passages=settings.passages,
+        cache_dir=settings.cache_dir or None,
+        retriever=retriever,
+    )
+    params = PRESETS["creative"].replace(max_new_tokens=args.max_new_tokens, seed=0)
+    info = bot.model_info
+    print(f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, preset creative")
+    bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
+
+    rows = []
+    for q in (questions * args.reps)[: args.reps]:
+        answer = bot.ask(q, params)
+        hits = bot.search(q)
+        prompt = bot.build_prompt(q, hits, (), params.max_new_tokens)
+        ids = torch.tensor([bot.encode(prompt.text)])
+        torch.manual_seed(params.seed)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            out = bot._model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                pad_token_id=bot._tokenizer.pad_token_id,
+                **params.generate_kwargs(),
+            )
+        plain_s = time.perf_counter() - t
+        plain_tokens = out.shape[1] - ids.shape[1]
+        t_ = answer.timings
+        rows.append((t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens))
+        print(
+            f"  {t_.prompt_tokens} prompt tok · assistant {t_.total_ms / 1000:.2f} s "
+            f"(ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, {t_.tokens_per_s:.1f} tok/s) · "
+            f"plain generate {plain_s:.2f} s ({plain_tokens} tok)"
+        )
+    same = all(r[4] == r[5] for r in rows)
+    assistant_s = statistics.median(r[0] for r in rows)
+    plain_s = statistics.median(r[1] for r in rows)
+    print(
+        f"time to first token p50 {statistics.median(r[2] for r in rows):.0f} ms · "
+        f"tokens/s p50 {statistics.median(r[3] for r in rows):.1f} · same tokens generated: {same}"
+    )
+    print(f"ratio assistant/plain generate: {assistant_s / plain_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
