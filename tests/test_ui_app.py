@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests import ui_support
 
-tiny_index = ui_support.tiny_index  # the session fixture, shared with the browser test
+tiny_index, tiny_lm = ui_support.tiny_index, ui_support.tiny_lm  # session fixtures
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
 
@@ -33,13 +33,15 @@ def make_app(tmp_path, monkeypatch):
     index = tmp_path / "index"
     log = tmp_path / "answers.jsonl"
 
-    def make(*flags: str, fake: bool = True, stub_index: bool = True) -> AppTest:
-        if stub_index:
-            _index_stub(index)
+    def make(*flags: str, fake: bool = True, index_dir: Path | None = None, model_dir: Path | None = None):
+        if index_dir is None:
+            index_dir = index
+            if fake:
+                _index_stub(index)
         if fake:
             monkeypatch.setattr("assistant.chat.Assistant", ui_support.FakeAssistant, raising=False)
-        argv = ["--index", str(index), "--model", str(tmp_path / "model"), "--log-file", str(log)]
-        argv += ["--corpus", str(tmp_path / "corpus"), *flags]
+        argv = ["--index", str(index_dir), "--model", str(model_dir or tmp_path / "model")]
+        argv += ["--log-file", str(log), "--corpus", str(index_dir.parent / "corpus"), *flags]
         monkeypatch.setattr(sys, "argv", [APP, *argv])
         return AppTest.from_file(APP, default_timeout=30)
 
@@ -50,6 +52,7 @@ def make_app(tmp_path, monkeypatch):
 def _ask(at: AppTest, question: str) -> AppTest:
     at.chat_input[0].set_value(question).run()
     assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
     return at
 
 
@@ -94,7 +97,7 @@ def test_switching_presets_changes_sliders_and_editing_switches_to_custom(make_a
 
 
 def test_missing_index_is_a_friendly_message(make_app):
-    at = make_app(fake=False, stub_index=False).run()
+    at = make_app(fake=False).run()
     assert not at.exception
     assert "make index" in at.info[0].value
     assert not at.chat_input  # stopped before the chat
@@ -129,19 +132,9 @@ def test_model_view_shows_perplexity(make_app):
 
 
 @pytest.mark.slow
-def test_real_tiny_assistant_answers_with_sources(make_app, tiny_index, tiny_gpt2_dir, tmp_path, monkeypatch):
+def test_real_tiny_assistant_answers_with_sources(make_app, tiny_index, tiny_lm):
     """No fake: the real assistant over a real tiny index and the tiny GPT-2 (random weights)."""
-    at = make_app("--preset", "creative", fake=False, stub_index=False)
-    argv = [
-        APP,
-        "--index",
-        str(tiny_index),
-        "--model",
-        str(tiny_gpt2_dir),
-        "--corpus",
-        str(tiny_index.parent / "corpus"),
-    ]
-    monkeypatch.setattr(sys, "argv", [*argv, "--log-file", str(tmp_path / "log.jsonl")])
+    at = make_app("--preset", "creative", fake=False, index_dir=tiny_index, model_dir=tiny_lm)
     at.run(timeout=60)
     assert not at.exception, at.exception
     _ask(at, "How do I redirect standard error to a file?")

@@ -80,6 +80,14 @@ def build_tiny_index(corpus: Path, index_dir: Path) -> Path:
     return index_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random GPT-2 with a 1024-token window: room for a prompt with passages and an answer."""
+    from tests.conftest import build_tiny_gpt2
+
+    return build_tiny_gpt2(tmp_path_factory.mktemp("ui-tiny-lm"), n_positions=1024)
+
+
 _BUILT: dict[str, Path] = {}  # one tiny index per session, even when two modules import the fixture
 
 

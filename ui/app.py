@@ -76,6 +76,7 @@ def load_assistant(settings: Settings) -> chat.Assistant:
         history_turns=settings.history_turns,
         offline_fallback=settings.offline_fallback,
         cache_dir=settings.cache_dir or None,
+        embedder=settings.embedder,
     )
 
 
@@ -302,6 +303,9 @@ def render_message(msg: dict[str, Any], log_file: str) -> None:
         if msg["role"] == "user":
             st.markdown(answer_markdown(msg["content"]))
             return
+        if "error" in msg:
+            st.error(msg["error"], icon=":material/error:")
+            return
         st.markdown(answer_markdown(msg["content"]) or "*(no answer text)*")
         render_extras(msg, log_file)
 
@@ -400,8 +404,9 @@ def main() -> None:
             with (answer_box := st.chat_message("assistant")):
                 try:
                     answer, streamed = answer_question(bot, question, preset, params, k)
-                except BookwormError as e:
-                    st.error(str(e))
+                except BookwormError as e:  # e.g. the question does not fit the model's window
+                    messages.append({"role": "assistant", "content": "", "error": str(e)})
+                    st.error(str(e), icon=":material/error:")
                     st.stop()
             monitor.log_answer(settings.log_file, answer)
             msg = {
