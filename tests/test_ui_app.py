@@ -103,6 +103,15 @@ def test_missing_index_is_a_friendly_message(make_app):
     assert not at.chat_input  # stopped before the chat
 
 
+@pytest.mark.parametrize(
+    ("flags", "says"), [(["--bogus"], "unknown argument"), (["--passages", "many"], "must be int")]
+)
+def test_bad_flags_are_a_message(make_app, flags, says):
+    at = make_app(*flags).run()
+    assert not at.exception
+    assert says in at.error[0].value
+
+
 def test_beams_preset_answers_whole_and_sampling_preset_streams(make_app):
     at = make_app("--preset", "technical").run()
     _ask(at, "What is a pipeline?")

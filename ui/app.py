@@ -64,9 +64,26 @@ def parse_settings(argv: list[str]) -> Settings:
     return settings_from_args(args)
 
 
-@st.cache_resource(show_spinner="Loading the model and the index (once)…")
-def load_assistant(settings: Settings) -> chat.Assistant:
-    """One assistant shared by every session; it serialises generation itself."""
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def artefact_stamp(settings: Settings) -> tuple[float, ...]:
+    """Changes when `make index` or `make train` rewrites their manifests: the app then reloads."""
+    model = Path(settings.model_dir)
+    return (
+        _mtime(Path(settings.index_dir) / "manifest.json"),
+        _mtime(model / "training_manifest.json"),
+        _mtime(model / "config.json"),
+    )
+
+
+@st.cache_resource(show_spinner="Loading the model and the index (once)…", max_entries=1)
+def load_assistant(settings: Settings, stamp: tuple[float, ...]) -> chat.Assistant:
+    """One assistant shared by every session (it serialises generation itself).
+
+    ``stamp`` is only part of the cache key: a rebuilt index or a new model replaces the old one.
+    """
     return chat.Assistant(
         settings.index_dir,
         model_dir=settings.model_dir,
@@ -126,7 +143,7 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
     if "preset" not in ss:  # first run of this session
         ss["preset"] = settings.preset if settings.preset in presets.PRESET_NAMES else "technical"
         _load_preset(ss["preset"] if ss["preset"] in presets.PRESETS else "technical")
-        ss["passages"] = settings.passages
+        ss["passages"] = min(max(settings.passages, 1), 20)
 
     st.sidebar.selectbox(
         "Preset",
@@ -158,7 +175,7 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
             if name in idle:
                 st.caption(f":material/block: No effect now: {idle[name]}.")
     passages = st.sidebar.slider(
-        "Passages", 1, 10, key="passages", help="Retrieved passages offered to the model (cited [1], [2], …)."
+        "Passages", 1, 20, key="passages", help="Retrieved passages offered to the model (cited [1], [2], …)."
     )
     if st.sidebar.button("Clear chat", icon=":material/delete_sweep:", width="stretch"):
         ss["messages"] = []
@@ -379,7 +396,7 @@ def main() -> None:
         show(_with_target(p.message, p.make_target), icon=icon)
 
     try:
-        bot = load_assistant(settings)
+        bot = load_assistant(settings, artefact_stamp(settings))
     except BookwormError as e:
         st.error(str(e))
         st.stop()
