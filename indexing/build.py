@@ -1,0 +1,287 @@
+"""Corpus folder -> index folder, incrementally.
+
+A file whose content (sha256) was indexed before with the same embedder and chunk
+settings keeps its chunks and vectors from the previous ``embeddings.npy``: only new or
+changed files are extracted and embedded, removed files are dropped, and an unchanged
+corpus writes nothing at all. The folder is replaced atomically, so a crash at any point
+leaves the previous index loadable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, StoreError
+from core.sources import DEFAULT_EMBEDDER, embedder_id
+from indexing.chunking import chunk_id, chunk_pages
+from indexing.embed import Embedder, TextEncoder
+from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
+from indexing.records import CHUNKS_FILE, Chunk, read_chunks
+from indexing.store import EMBEDDINGS_FILE, read_manifest, write_store
+
+CHUNKER_VERSION = 1  # bump when chunk_pages changes: old chunks are then rebuilt
+
+
+@dataclasses.dataclass
+class BuildReport:
+    index_dir: str
+    files: dict[str, dict[str, Any]]  # relpath -> manifest entry (status, reason, pages, chunks, ...)
+    pages: int
+    chunks: int
+    seconds: float
+    extracted: int  # files read from PDF in this build
+    embedded: int  # chunks encoded in this build (0 for an unchanged corpus)
+    reused: int  # chunks whose vectors came from the previous index
+    index_type: str
+    written: bool  # False when the index was already up to date, or nothing could be indexed
+
+    @property
+    def indexed(self) -> list[str]:
+        return [f for f, e in self.files.items() if e["status"] == "indexed"]
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {f: e["reason"] for f, e in self.files.items() if e["status"] == "skipped"}
+
+    def summary(self) -> str:
+        lines = [f"Files indexed: {len(self.indexed)}"]
+        for f in self.indexed:
+            warning = self.files[f].get("warning")
+            if warning:
+                lines.append(f"  {f}: {warning}")
+        lines.append(f"Files skipped: {len(self.skipped)}")
+        lines += [f"  {f}: {reason}" for f, reason in self.skipped.items()]
+        if not self.indexed:
+            state = "nothing could be indexed; any previous index was left as it was"
+        elif self.written:
+            state = f"written to {self.index_dir} ({self.index_type} index)"
+        else:
+            state = f"{self.index_dir} already up to date, nothing written"
+        lines += [
+            f"Pages: {self.pages}",
+            f"Chunks: {self.chunks} ({self.embedded} embedded, {self.reused} reused)",
+            f"Seconds: {self.seconds:.1f}",
+            f"Index: {state}",
+        ]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class _Previous:
+    files: dict[str, dict[str, Any]]  # relpath -> entry
+    rows: dict[str, list[int]]  # relpath -> rows in chunks/embeddings
+    chunks: list[Chunk]
+    embeddings: np.ndarray
+    manifest: dict[str, Any]
+
+
+def _load_previous(
+    index_dir: Path, embedder: str, chunking: dict, log: Callable[[str], None]
+) -> _Previous | None:
+    """The previous index, if its vectors can be reused for this build's settings."""
+    try:
+        manifest = read_manifest(index_dir)
+    except StoreError:
+        return None
+    if manifest.get("embedder", {}).get("name") != embedder or manifest.get("chunking") != chunking:
+        log("Embedder or chunk settings changed since the last build: re-embedding everything.")
+        return None
+    try:
+        chunks = read_chunks(index_dir / CHUNKS_FILE)
+        embeddings = np.load(index_dir / EMBEDDINGS_FILE)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        log(f"Previous index unreadable ({e}): re-embedding everything.")
+        return None
+    if len(chunks) != len(embeddings):
+        log("Previous index inconsistent: re-embedding everything.")
+        return None
+    rows: dict[str, list[int]] = {}
+    for i, c in enumerate(chunks):
+        rows.setdefault(c.file, []).append(i)
+    return _Previous(manifest.get("files", {}), rows, chunks, embeddings, manifest)
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", file=sys.stderr)
+
+
+def build_index(
+    corpus_dir: str | Path,
+    index_dir: str | Path,
+    *,
+    embedder: str | TextEncoder = DEFAULT_EMBEDDER,
+    extractor: str = "pypdf",
+    workers: int = 2,
+    chunk_tokens: int = 200,
+    chunk_overlap: int = 32,
+    batch_size: int = 64,
+    approx_threshold: int = 50_000,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Build or update the index folder from the PDFs under ``corpus_dir``.
+
+    Args:
+        embedder: a sentence-transformers name/folder (loaded only if some file needs
+            embedding), or a loaded :class:`~indexing.embed.TextEncoder`.
+        progress: progress bars on stderr.
+        log: one-line messages (default: stderr).
+
+    Returns:
+        A :class:`BuildReport`; ``report.indexed`` is empty when no file could be indexed
+        (the previous index, if any, is then left untouched).
+    """
+    t0 = time.perf_counter()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    name = embedder_id(embedder if isinstance(embedder, str) else embedder.name)
+    chunking = {
+        "chunk_tokens": chunk_tokens,
+        "chunk_overlap": chunk_overlap,
+        "extractor": extractor,
+        "normalize_version": NORMALIZE_VERSION,
+        "chunker_version": CHUNKER_VERSION,
+    }
+
+    pdfs = find_pdfs(corpus_dir)
+    if not pdfs:
+        raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
+    current = {p.relative_to(corpus_dir).as_posix(): p for p in pdfs}
+    shas = {rel: file_sha256(p) for rel, p in current.items()}
+    previous = _load_previous(index_dir, name, chunking, log)
+
+    # --- reuse what the previous build made from the same bytes ---------------------
+    files: dict[str, dict[str, Any]] = {}
+    kept: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+    by_sha = {e["sha256"]: rel for rel, e in (previous.files if previous else {}).items()}
+    to_extract: list[tuple[Path, str]] = []
+    for rel, path in current.items():
+        old_rel = by_sha.get(shas[rel])
+        if previous is None or old_rel is None:
+            to_extract.append((path, rel))
+            continue
+        entry = dict(previous.files[old_rel])
+        files[rel] = entry
+        if entry["status"] == "indexed":
+            rows = previous.rows.get(old_rel, [])
+            chunks = [previous.chunks[i] for i in rows]
+            if old_rel != rel:  # renamed or copied: same text, new name
+                chunks = [
+                    dataclasses.replace(c, file=rel, chunk_id=chunk_id(rel, i, c.text))
+                    for i, c in enumerate(chunks)
+                ]
+            kept[rel] = (chunks, previous.embeddings[rows])
+    reused = sum(len(c) for c, _ in kept.values())
+
+    unchanged = (
+        previous is not None
+        and not to_extract
+        and {r: s for r, s in shas.items()} == {r: e["sha256"] for r, e in previous.files.items()}
+    )
+    new_chunks: dict[str, list[Chunk]] = {}
+    encoder: TextEncoder | None = None if isinstance(embedder, str) else embedder
+    if to_extract:
+        if encoder is None:
+            log(f"Loading the embedder {name}...")
+            encoder = Embedder(embedder, batch_size=batch_size)  # type: ignore[arg-type]
+        if chunk_tokens > encoder.max_tokens:
+            raise ConfigError(
+                f"chunk_tokens={chunk_tokens} exceeds what {encoder.name} reads ({encoder.max_tokens} "
+                f"word-pieces); the rest would be cut off silently. "
+                f"Use --chunk-tokens {encoder.max_tokens} or less."
+            )
+        log(f"Extracting {len(to_extract)} file(s) with {extractor} ({workers} worker(s))...")
+        extracted = extract_files(to_extract, extractor, workers)
+        for ex in _progress(extracted, len(to_extract), "extract", progress):
+            entry = {
+                "sha256": shas[ex.file],
+                "status": "indexed" if ex.ok else "skipped",
+                "reason": ex.reason,
+            }
+            if ex.warning:
+                entry["warning"] = ex.warning
+            chunks = (
+                chunk_pages(ex.pages, encoder.count_tokens_many, chunk_tokens, chunk_overlap) if ex.ok else []
+            )
+            entry |= {"pages": ex.n_pages, "chunks": len(chunks), "extract_seconds": round(ex.seconds, 3)}
+            files[ex.file] = entry
+            if ex.ok:
+                new_chunks[ex.file] = chunks
+            if progress or not ex.ok:
+                log(
+                    f"  {ex.file}: "
+                    + (f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}")
+                )
+
+    texts = [c.text for chunks in new_chunks.values() for c in chunks]
+    if texts:
+        assert encoder is not None
+        log(f"Embedding {len(texts)} chunk(s) with {encoder.name}...")
+    vectors = encoder.encode(texts, progress=progress) if texts and encoder is not None else None
+
+    # --- assemble in corpus order ----------------------------------------------------
+    files = {rel: files[rel] for rel in sorted(files)}
+    all_chunks: list[Chunk] = []
+    parts: list[np.ndarray] = []
+    offset = 0
+    for rel in files:
+        if rel in kept:
+            chunks, vecs = kept[rel]
+        elif rel in new_chunks:
+            chunks = new_chunks[rel]
+            vecs = vectors[offset : offset + len(chunks)] if vectors is not None else np.zeros((0, 0))
+            offset += len(chunks)
+        else:
+            continue
+        all_chunks.extend(chunks)
+        parts.append(np.asarray(vecs, dtype=np.float32))
+    if encoder is not None:
+        dim, max_tokens = encoder.dim, encoder.max_tokens
+    elif previous is not None:
+        dim, max_tokens = previous.manifest["embedder"]["dim"], previous.manifest["embedder"]["max_tokens"]
+    else:  # pragma: no cover - no previous index means every file was extracted
+        raise AssertionError("no embedder and no previous index")
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+    indexed = [rel for rel, e in files.items() if e["status"] == "indexed"]
+    index_type = "hnsw" if len(all_chunks) > approx_threshold else "flat"
+    pages = sum(files[rel]["pages"] for rel in indexed)
+
+    def report(written: bool) -> BuildReport:
+        return BuildReport(
+            str(index_dir), files, pages, len(all_chunks), time.perf_counter() - t0,
+            len(to_extract), len(texts), reused, index_type, written,
+        )  # fmt: skip
+
+    if not indexed:
+        return report(False)
+    if unchanged and previous is not None and previous.manifest.get("index_type") == index_type:
+        return report(False)
+
+    manifest = {
+        "embedder": {"name": name, "dim": int(dim), "max_tokens": int(max_tokens)},
+        "chunking": chunking,
+        "corpus_dir": str(corpus_dir),
+        "files": files,
+        "counts": {
+            "files": len(indexed),
+            "skipped": len(files) - len(indexed),
+            "pages": pages,
+            "chunks": len(all_chunks),
+        },
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_store(index_dir, all_chunks, embeddings, manifest, approx_threshold)
+    return report(True)

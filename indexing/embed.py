@@ -1,0 +1,76 @@
+"""Text -> normalised vectors with sentence-transformers (the default model ships offline)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from core.errors import ModelError
+from core.sources import DEFAULT_EMBEDDER, embedder_id, embedder_path
+
+
+class TextEncoder(Protocol):
+    """What indexing needs from an embedder; tests pass small fakes with this shape."""
+
+    name: str  # canonical id, recorded in the manifest
+    dim: int
+    max_tokens: int  # word-pieces of text that fit, special tokens excluded
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
+
+    def count_tokens_many(self, texts: list[str]) -> list[int]: ...
+
+
+class Embedder:
+    """A sentence-transformers model.
+
+    >>> e = Embedder("all-MiniLM-L6-v2")
+    >>> e.encode(["how do I redirect stderr?"]).shape
+    (1, 384)
+    """
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER, batch_size: int = 64, device: str | None = None):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = embedder_id(name)
+        self.batch_size = batch_size
+        try:
+            self.model = SentenceTransformer(embedder_path(name), device=device)
+        except (OSError, ValueError) as e:
+            raise ModelError(
+                f"could not load the embedder {name!r}: {e}. Use a local sentence-transformers folder, "
+                f"or the default {DEFAULT_EMBEDDER} (works offline)."
+            ) from e
+        self.dim = int(self.model.get_embedding_dimension())
+        # max_seq_length counts [CLS] and [SEP] too
+        n_special = len(self.model.tokenizer("")["input_ids"])
+        self.max_tokens = int(self.model.max_seq_length) - n_special
+
+    def count_tokens(self, text: str) -> int:
+        return self.count_tokens_many([text])[0]
+
+    def count_tokens_many(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self.model.tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,  # no "longer than the maximum" warnings: counting is the point
+        )["input_ids"]
+        return [len(x) for x in ids]
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, each row of length 1 (inner product = cosine)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
