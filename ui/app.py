@@ -332,6 +332,8 @@ def render_extras(msg: dict[str, Any], log_file: str) -> None:
     render_sources(msg.get("sources", []), msg.get("question", ""), msg["content"])
     if "meta" in msg:
         st.caption(msg["meta"])
+    for note in msg.get("notes", []):  # e.g. a passage cut to fit the model's window
+        st.caption(f":material/content_cut: {note}")
     if "answer_id" in msg:
         st.feedback(
             "thumbs",
@@ -362,7 +364,8 @@ def answer_question(
     """Ask, streaming into the page when the params allow it; returns the answer and whether it streamed."""
     history = _history(st.session_state["messages"])
     if params.streams:
-        stream = bot.stream(question, params, history=history, k=k, preset=preset)
+        with st.spinner("Searching your books…"):  # retrieval and the prompt; tokens follow
+            stream = bot.stream(question, params, history=history, k=k, preset=preset)
         escaper = DollarEscaper()
         st.write_stream(escaper.feed(piece) for piece in stream)
         return stream.answer, True
@@ -433,6 +436,7 @@ def main() -> None:
                 "answer_id": answer.answer_id,
                 "sources": [_source_dict(s) for s in answer.sources],
                 "meta": _meta(answer, streamed),
+                "notes": list(answer.notes),
                 "streamed": streamed,
             }
             messages.append(msg)
