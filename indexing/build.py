@@ -225,6 +225,7 @@ def build_index(
                     + (f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}")
                 )
 
+    new_chunks = {rel: new_chunks[rel] for rel in sorted(new_chunks)}  # workers finish in any order
     texts = [c.text for chunks in new_chunks.values() for c in chunks]
     if texts:
         assert encoder is not None
