@@ -155,6 +155,11 @@ def build_index(
         "chunker_version": CHUNKER_VERSION,
     }
 
+    if chunk_tokens < 8 or not 0 <= chunk_overlap < chunk_tokens // 2:
+        raise ConfigError(
+            f"chunk_tokens must be >= 8 and chunk_overlap in [0, chunk_tokens/2); "
+            f"got chunk_tokens={chunk_tokens}, chunk_overlap={chunk_overlap}"
+        )
     pdfs = find_pdfs(corpus_dir)
     if not pdfs:
         raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
