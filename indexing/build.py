@@ -109,12 +109,12 @@ def _load_previous(
     return _Previous(manifest.get("files", {}), rows, chunks, embeddings, manifest)
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool):
+def _progress(iterable, total: int, enabled: bool):
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="file", file=sys.stderr)
+    return tqdm(iterable, total=total, desc="extract", unit="file", file=sys.stderr)
 
 
 def build_index(
@@ -198,39 +198,33 @@ def build_index(
     new_chunks: dict[str, list[Chunk]] = {}
     encoder: TextEncoder | None = None if isinstance(embedder, str) else embedder
     if to_extract:
-        if encoder is None:
+        log(f"Extracting {len(to_extract)} file(s) with {extractor} ({workers} worker(s))...")
+        running = extract_files(to_extract, extractor, workers)
+        extractions = list(_progress(running, len(to_extract), progress))
+        if encoder is None and any(ex.ok for ex in extractions):  # the tokenizer is needed to chunk
             log(f"Loading the embedder {name}...")
             encoder = Embedder(embedder, batch_size=batch_size)  # type: ignore[arg-type]
-        if chunk_tokens > encoder.max_tokens:
+        if encoder is not None and chunk_tokens > encoder.max_tokens:
             raise ConfigError(
                 f"chunk_tokens={chunk_tokens} exceeds what {encoder.name} reads ({encoder.max_tokens} "
                 f"word-pieces); the rest would be cut off silently. "
                 f"Use --chunk-tokens {encoder.max_tokens} or less."
             )
-        log(f"Extracting {len(to_extract)} file(s) with {extractor} ({workers} worker(s))...")
-        extracted = extract_files(to_extract, extractor, workers)
-        for ex in _progress(extracted, len(to_extract), "extract", progress):
-            entry = {
-                "sha256": shas[ex.file],
-                "status": "indexed" if ex.ok else "skipped",
-                "reason": ex.reason,
-            }
+        for ex in sorted(extractions, key=lambda ex: ex.file):
+            status = "indexed" if ex.ok else "skipped"
+            entry = {"sha256": shas[ex.file], "status": status, "reason": ex.reason}
             if ex.warning:
                 entry["warning"] = ex.warning
-            chunks = (
-                chunk_pages(ex.pages, encoder.count_tokens_many, chunk_tokens, chunk_overlap) if ex.ok else []
-            )
+            chunks: list[Chunk] = []
+            if ex.ok:
+                assert encoder is not None
+                chunks = chunk_pages(ex.pages, encoder.count_tokens_many, chunk_tokens, chunk_overlap)
+                new_chunks[ex.file] = chunks
             entry |= {"pages": ex.n_pages, "chunks": len(chunks), "extract_seconds": round(ex.seconds, 3)}
             files[ex.file] = entry
-            if ex.ok:
-                new_chunks[ex.file] = chunks
-            if progress or not ex.ok:
-                log(
-                    f"  {ex.file}: "
-                    + (f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}")
-                )
+            done = f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}"
+            log(f"  {ex.file}: {done}")
 
-    new_chunks = {rel: new_chunks[rel] for rel in sorted(new_chunks)}  # workers finish in any order
     texts = [c.text for chunks in new_chunks.values() for c in chunks]
     if texts:
         assert encoder is not None
@@ -257,8 +251,8 @@ def build_index(
         dim, max_tokens = encoder.dim, encoder.max_tokens
     elif previous is not None:
         dim, max_tokens = previous.manifest["embedder"]["dim"], previous.manifest["embedder"]["max_tokens"]
-    else:  # pragma: no cover - no previous index means every file was extracted
-        raise AssertionError("no embedder and no previous index")
+    else:  # every file extracted and none readable: nothing will be written
+        dim, max_tokens = 0, 0
     embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
     indexed = [rel for rel, e in files.items() if e["status"] == "indexed"]
     index_type = "hnsw" if len(all_chunks) > approx_threshold else "flat"
