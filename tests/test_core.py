@@ -107,6 +107,7 @@ def test_atomic_write_text_leaves_no_temp(tmp_path: Path):
     atomic.atomic_write_json(target, {"a": 2})
     assert target.read_text().strip().endswith("}")
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~atomic._umask()
 
 
 # --- model sources --------------------------------------------------------------
