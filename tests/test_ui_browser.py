@@ -92,9 +92,12 @@ def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 
             sources.first.locator("summary").click()  # open it, so the screenshot shows the passages
             sources.first.get_by_test_id("stMarkdownContainer").last.wait_for(timeout=timeout_ms)
             page.wait_for_timeout(600)  # let the expander's opening animation finish
+            # the chat scrolls to its end; bring the last question to the top so answer and sources show
+            page.get_by_test_id("stChatMessage").nth(-2).evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
             page.get_by_test_id("stFeedback").first.wait_for(timeout=timeout_ms)
             text = sources.first.inner_text()
-            page.screenshot(path=str(screenshot), full_page=True)
+            page.screenshot(path=str(screenshot))  # the viewport: Streamlit scrolls inside it
             return text
         finally:
             browser.close()

@@ -35,6 +35,7 @@ RANGES: dict[str, tuple[float, float, float]] = {
     "num_beams": (1, 8, 1),
     "max_new_tokens": (16, 1024, 8),
 }
+PASSAGE_HEIGHT = 180  # pixels of passage text shown per source before it scrolls
 SETTINGS_FLAGS = (
     "index_dir",
     "corpus_dir",
@@ -306,7 +307,8 @@ def render_sources(sources: list[dict[str, Any]], question: str, answer_text: st
                 + (" · :green-badge[cited]" if cited else "")
             )
             st.caption(f"`{s['file']}` · chunk {s['chunk_id']}")
-            st.markdown(highlight(s["text"], question))
+            with st.container(height=PASSAGE_HEIGHT, border=False):  # long passages scroll in place
+                st.markdown(highlight(s["text"], question))
 
 
 def _log_feedback(log_file: str, answer_id: str) -> None:
