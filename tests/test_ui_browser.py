@@ -72,7 +72,7 @@ def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
 
 def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 60_000) -> str:
     """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text."""
-    from playwright.sync_api import sync_playwright
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

@@ -223,6 +223,7 @@ def sidebar_status(bot: chat.Assistant) -> None:
         f"{idx.get('files', '?')} files · {idx.get('pages', '?')} pages · "
         f"{idx.get('chunks', '?')} chunks  \n"
         f"embedder `{idx.get('embedder', '?')}` · built {_fmt_time(idx.get('built_at'))}"
+        + (f" in {idx['build_seconds']:.0f} s" if isinstance(idx.get("build_seconds"), (int, float)) else "")
     )
     st.sidebar.divider()
 
