@@ -1,9 +1,10 @@
-"""Highlighting of question words in passages and markdown escaping (pure)."""
+"""Pure UI helpers: question-word highlighting, markdown escaping, and the eval report parts."""
 
 from __future__ import annotations
 
 import pytest
 
+from ui.eval_report import latest_report, split_report
 from ui.highlight import answer_markdown, escape_markdown, highlight, question_terms
 
 MARK = "<{}>"
@@ -49,3 +50,23 @@ def test_escape_markdown_keeps_letters():
 )
 def test_answer_markdown_escapes_dollars_outside_code(text, expected):
     assert answer_markdown(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("# t\n\n| a |\n", [("md", "# t\n\n| a |")]),
+        ("x\n![r](eval-1-r.png)\ny\n", [("md", "x"), ("image", "eval-1-r.png"), ("md", "y")]),
+        ("![a](a.png)\n\n![b](b.png)", [("image", "a.png"), ("image", "b.png")]),
+        ("see ![inline](i.png) here", [("md", "see ![inline](i.png) here")]),
+    ],
+)
+def test_split_eval_report(text, parts):
+    assert split_report(text) == parts
+
+
+def test_latest_report(tmp_path):
+    assert latest_report(tmp_path) is None
+    for day in ("2026-01-02", "2026-01-10", "2025-12-31"):
+        (tmp_path / f"eval-{day}.md").write_text(day)
+    assert latest_report(tmp_path).name == "eval-2026-01-10.md"

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # `streamlit run ui/app.py` puts ui/ on the path,
 from assistant import chat, monitor, presets, status
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError
+from ui.eval_report import latest_report, split_report
 from ui.highlight import DollarEscaper, answer_markdown, highlight
 
 PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "max_new_tokens")
@@ -35,6 +36,7 @@ RANGES: dict[str, tuple[float, float, float]] = {
     "num_beams": (1, 8, 1),
     "max_new_tokens": (16, 1024, 8),
 }
+REPORTS_DIR = "reports"  # where `make eval` writes eval-<date>.md (relative to the working folder)
 PASSAGE_HEIGHT = 180  # pixels of passage text shown per source before it scrolls
 SETTINGS_FLAGS = (
     "index_dir",
@@ -274,6 +276,22 @@ def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
         )
         with st.expander("Training manifest (hyperparameters, versions)"):
             st.json(manifest)
+
+    st.subheader("Evaluation")
+    report = latest_report(REPORTS_DIR)
+    if report is None:
+        st.caption(
+            f"No report in `{REPORTS_DIR}/` yet. `make eval` measures retrieval, answer F1 and latency."
+        )
+    else:
+        with st.expander(f"`{report}`", expanded=True):
+            for kind, value in split_report(report.read_text(encoding="utf-8")):
+                if kind == "image":
+                    chart = report.parent / value
+                    if chart.exists():
+                        st.image(str(chart))
+                else:
+                    st.markdown(answer_markdown(value))
 
     st.subheader("Answers so far")
     summary = monitor.summary(log_file)
