@@ -1,0 +1,160 @@
+"""Indexing benchmark: extraction pages/s per extractor, embedding chunks/s, full build vs
+no-op rebuild, and HNSW recall@10 against the exact flat index.
+
+  python -m benchmarks.bench_index --corpus data/corpus [--recall-sizes 20000,60000]
+
+Builds into a temp folder, never into data/index. The last line is
+``ratio no-op/full build: X.XX``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from core.config import add_settings_args, settings_from_args
+from core.errors import BookwormError
+from indexing.pdf import EXTRACTORS, extract_files, find_pdfs
+
+
+def bench_extract(files: list[tuple[Path, str]]) -> dict[str, list]:
+    """Pages/s of each extractor, one process (the per-core speed)."""
+    pages_by = {}
+    for extractor in EXTRACTORS:
+        t0 = time.perf_counter()
+        results = list(extract_files(files, extractor, workers=1))
+        dt = time.perf_counter() - t0
+        n = sum(r.n_pages for r in results)
+        print(f"extract {extractor:10} {n} pages in {dt:6.2f} s = {n / dt:7.1f} pages/s")
+        pages_by[extractor] = sorted((p for r in results for p in r.pages), key=lambda p: (p.file, p.page))
+    return pages_by
+
+
+def bench_embed(embedder, texts: list[str]) -> float:
+    embedder.encode(texts[:8])  # warm-up
+    t0 = time.perf_counter()
+    embedder.encode(texts)
+    dt = time.perf_counter() - t0
+    print(f"embed   {len(texts)} chunks in {dt:6.2f} s = {len(texts) / dt:7.1f} chunks/s")
+    return dt
+
+
+def bench_recall(
+    base: np.ndarray, sizes: list[int], queries: int = 200, seed: int = 0, random: bool = False
+) -> None:
+    """recall@10 of HNSW (the store's settings) vs exact search, on real chunk vectors
+    grown to ``size`` with noisy copies (real embeddings cluster), and on random vectors."""
+    rng = np.random.default_rng(seed)
+    dim = base.shape[1]
+    for size in sizes:
+        for label in ("corpus-like", "random") if random else ("corpus-like",):
+            if label == "random":  # no structure at all: the hardest case for a graph index
+                vecs = rng.normal(size=(size + queries, dim))
+            else:  # noise as large as the vector: copies land at cosine ~0.7 of their source
+                idx = rng.integers(0, len(base), size + queries)
+                vecs = base[idx] + rng.normal(0, 1 / np.sqrt(dim), (len(idx), dim))
+            vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+            _recall_at(label, vecs[:size], vecs[size:])
+
+
+def _recall_at(label: str, data: np.ndarray, q: np.ndarray) -> None:
+    import faiss
+
+    from indexing.store import build_faiss
+
+    size = len(data)
+    flat, _ = build_faiss(data, approx_threshold=size)  # exact
+    t0 = time.perf_counter()
+    hnsw, kind = build_faiss(data, approx_threshold=size - 1)
+    build_s = time.perf_counter() - t0
+    assert kind == "hnsw"
+    t0 = time.perf_counter()
+    _, exact = flat.search(q, 10)
+    flat_ms = (time.perf_counter() - t0) * 1000 / len(q)
+    t0 = time.perf_counter()
+    _, approx = hnsw.search(q, 10)
+    hnsw_ms = (time.perf_counter() - t0) * 1000 / len(q)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    print(
+        f"recall  {label:11} n={size:6d}: HNSW recall@10 = {recall:.3f}  (flat {flat_ms:.2f} ms/query, "
+        f"HNSW {hnsw_ms:.2f} ms/query, HNSW build {build_s:.1f} s, {faiss.omp_get_max_threads()} threads)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_settings_args(
+        parser, "corpus_dir", "workers", "embedder", "chunk_tokens", "chunk_overlap", "embed_batch_size",
+        "approx_threshold", "extractor",
+    )  # fmt: skip
+    parser.add_argument("--embed-sample", type=int, default=128, help="chunks timed for chunks/s")
+    parser.add_argument(
+        "--recall-sizes", default="60000", help="vector counts for the HNSW recall check; '' = skip"
+    )
+    parser.add_argument(
+        "--recall-random", action="store_true", help="also random vectors (worst case; minutes at 60000)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        s = settings_from_args(args)
+        from indexing.build import build_index
+        from indexing.chunking import chunk_pages
+        from indexing.embed import Embedder
+
+        root = Path(s.corpus_dir)
+        files = [(p, p.relative_to(root).as_posix()) for p in find_pdfs(root)]
+        print(f"corpus {root}: {len(files)} PDF(s); embedder {s.embedder}; CPU threads {os.cpu_count()}")
+        pages = bench_extract(files)[s.extractor]
+
+        embedder = Embedder(s.embedder, batch_size=s.embed_batch_size)
+        by_file: dict[str, list] = {}
+        for p in pages:
+            by_file.setdefault(p.file, []).append(p)
+        t0 = time.perf_counter()
+        chunks = [
+            c
+            for file_pages in by_file.values()
+            for c in chunk_pages(file_pages, embedder.count_tokens_many, s.chunk_tokens, s.chunk_overlap)
+        ]
+        dt = time.perf_counter() - t0
+        print(f"chunk   {len(chunks)} chunks in {dt:6.2f} s = {len(chunks) / max(dt, 1e-9):7.1f} chunks/s")
+        bench_embed(embedder, [c.text for c in chunks[: args.embed_sample]])
+
+        with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+            index = Path(tmp) / "index"
+            kw = dict(
+                embedder=embedder, extractor=s.extractor, workers=s.workers, chunk_tokens=s.chunk_tokens,
+                chunk_overlap=s.chunk_overlap, approx_threshold=s.approx_threshold, progress=False,
+                log=lambda m: None,
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            full = build_index(root, index, **kw)
+            full_s = time.perf_counter() - t0
+            print(f"build   full:  {full_s:7.2f} s ({full.chunks} chunks, {full.embedded} embedded)")
+            t0 = time.perf_counter()
+            noop = build_index(root, index, **kw)
+            noop_s = time.perf_counter() - t0
+            print(f"build   no-op: {noop_s:7.2f} s ({noop.embedded} embedded, written={noop.written})")
+            base = np.load(index / "embeddings.npy")
+
+        sizes = [int(x) for x in args.recall_sizes.split(",") if x.strip()]
+        if sizes:
+            bench_recall(base, sizes, random=args.recall_random)
+        print(f"ratio no-op/full build: {noop_s / full_s:.2f}")
+    except BookwormError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
