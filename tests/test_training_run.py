@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.errors import ConfigError
 from indexing.records import Chunk, write_chunks
 from tests.conftest import TINY_TEXT
 from training.finetune import (
@@ -94,6 +95,7 @@ def test_short_run_lowers_loss_and_writes_a_loadable_model(tmp_path, index_dir, 
     ids = tok("The shell reads", return_tensors="pt")["input_ids"]
     assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]  # no temp folder left
+    assert not work_dir(out).exists()  # finished: checkpoints removed
 
 
 def test_failure_and_ctrl_c_keep_the_model_then_resume_continues(tmp_path, index_dir, tiny_gpt2_dir):
@@ -122,6 +124,10 @@ def test_failure_and_ctrl_c_keep_the_model_then_resume_continues(tmp_path, index
     assert digest(out) == good  # interrupted: output untouched...
     assert (work_dir(out) / "checkpoint-3").is_dir()  # ...and a checkpoint to resume from
 
+    with pytest.raises(ConfigError, match=r"cannot resume.*learning_rate"):  # other settings: refuse, say why
+        run(index_dir, out, tiny_gpt2_dir, tiny_hp(max_steps=8, learning_rate=1e-4), resume=True)
+    assert (work_dir(out) / "checkpoint-3").is_dir()  # the refusal kept the checkpoint
+
     class FirstStep(TrainerCallback):
         first: int | None = None
 
@@ -133,9 +139,7 @@ def test_failure_and_ctrl_c_keep_the_model_then_resume_continues(tmp_path, index
     assert FirstStep.first == 4  # continued after the saved step 3
     assert m["steps"] == 8 and 7 * 2 * 64 <= m["tokens_seen"] <= 8 * 2 * 64
     assert digest(out) != good
-
-    with pytest.raises(Exception, match="cannot resume"):  # other settings: refuse, say why
-        run(index_dir, out, tiny_gpt2_dir, tiny_hp(max_steps=8, learning_rate=1e-4), resume=True)
+    assert not work_dir(out).exists()  # finished: nothing left to resume
 
 
 def test_offline_gguf_model_resolves_and_is_the_fallback(monkeypatch):

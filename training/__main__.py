@@ -9,6 +9,7 @@ Multi-GPU: ``torchrun --nproc_per_node N -m training ...`` or ``accelerate launc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.time()
     args = build_parser().parse_args(argv)
-    warnings.simplefilter("default", UserWarning)  # the offline-fallback warning must show
+    warnings.simplefilter("default", UserWarning)  # the offline-fallback warning must show...
+    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"  # ...as a message, not code
     try:
         from training.finetune import Hyperparameters, finetune, stale_reason
 
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         from training.finetune import TrainingInterrupted
 
         return 130 if isinstance(e, TrainingInterrupted) else 1
+    if os.environ.get("RANK", "0") != "0":  # torchrun: one summary, from rank 0
+        return 0
     ppl = manifest["perplexity"]
     print(
         f"Perplexity on held-out chunks: {ppl['base']:.2f} before -> {ppl['finetuned']:.2f} after "
