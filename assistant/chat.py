@@ -82,7 +82,7 @@ class Assistant:
         index_dir: str | Path,
         model_dir: str | Path | None = None,
         base_model: str = "gpt2",
-        retrieval: str = "hybrid",
+        retrieval: str = "dense",
         passages: int = 5,
         history_turns: int = 2,
         *,

@@ -4,7 +4,7 @@ Then neighbouring chunks of the same file (consecutive rows, which overlap by co
 or chunks sharing a page) are merged into one passage, so the model sees one readable
 stretch of text instead of two overlapping fragments.
 
-The BM25 index is built from ``chunks.jsonl`` at load time (~0.5 s for 4k chunks here,
+The BM25 index is built from ``chunks.jsonl`` at load time (0.3 s for the 3,305 sample chunks,
 timed in ``Retriever.load_seconds``); no cache file to go stale.
 """
 
@@ -166,7 +166,7 @@ class Retriever:
     chunks: list[Chunk]
     encode: Encode | None = None  # query -> normalised vectors; None = no dense search
     dense_search: DenseSearch | None = None
-    mode: str = "hybrid"
+    mode: str = "dense"
     manifest: dict = dataclasses.field(default_factory=dict)
     load_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     bm25: BM25Index | None = None
@@ -181,7 +181,7 @@ class Retriever:
 
     @classmethod
     def load(
-        cls, index_dir: str | Path, embedder: str | None = None, mode: str = "hybrid", encoder: Any = None
+        cls, index_dir: str | Path, embedder: str | None = None, mode: str = "dense", encoder: Any = None
     ) -> Retriever:
         """Load the store (refusing a mismatched embedder) and the embedder it was built with.
 
