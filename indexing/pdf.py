@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -236,8 +236,9 @@ def extract_files(
         for path, rel in files:
             yield _extract_quietly(str(path), rel, extractor)
         return
-    # spawn, not fork: the parent may hold torch threads, which fork can deadlock
-    ctx = get_context("spawn")
+    # fork where there is one: spawn re-imports the caller's __main__ (scripts without a
+    # main guard break). Children only run the PDF parser, never torch's thread pools.
+    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(files)), mp_context=ctx) as pool:
         futures = [pool.submit(_extract_quietly, str(p), rel, extractor) for p, rel in files]
         for fut in as_completed(futures):
