@@ -186,7 +186,13 @@ def write_report(
             f"| {mode} | {_fmt(m['hit@1'])} | {_fmt(m['hit@3'])} | {_fmt(m['hit@5'])} | {_fmt(m['mrr@5'])} |"
         )
     best = max(retrieval, key=lambda m: (retrieval[m]["mrr@5"], retrieval[m]["hit@5"]))
-    lines += ["", f"Best mode on this set by MRR@5: **{best}**.", "", f"![retrieval](eval-{stamp}-retrieval.png)", ""]
+    lines += [
+        "",
+        f"Best mode on this set by MRR@5: **{best}**.",
+        "",
+        f"![retrieval](eval-{stamp}-retrieval.png)",
+        "",
+    ]
     _bar_chart(out_dir / f"eval-{stamp}-retrieval.png", "Retrieval", retrieval, "score")
 
     lines += ["## Held-out perplexity (lower is better)", ""]
