@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
 import signal
 import statistics
@@ -324,6 +325,8 @@ def finetune(
         replaced by a complete folder.
     """
     t0 = started_at or time.time()
+    if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate: rank 0 speaks for all
+        log = _silent
     deadline = t0 + hp.time_budget * 60 if hp.time_budget > 0 else None
     index_dir, output_dir = Path(index_dir), Path(output_dir)
     work = work_dir(output_dir)
@@ -348,7 +351,6 @@ def finetune(
     block_size = min(hp.block_size, context_window(model, tokenizer))
     key = run_key(chunks_sha, base_model, hp)
 
-    logging_steps = 5 if hp.time_budget or 0 < hp.max_steps <= 200 else 25
     args = TrainingArguments(
         output_dir=str(work),
         num_train_epochs=hp.epochs,
@@ -366,7 +368,7 @@ def finetune(
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
-        logging_steps=logging_steps,
+        logging_steps=25,  # set from the planned steps below
         logging_first_step=True,
         include_num_input_tokens_seen="all",  # packed: every token is a useful one
         bf16=precision == "bf16",
@@ -458,6 +460,7 @@ def finetune(
                     f"(~{step_guess:.1f} s each); the schedule spans the planned steps"
                 )
     args.max_steps = planned = -_max_across_ranks(-planned, args)  # every rank runs the same steps
+    args.logging_steps = max(1, min(25, planned // 40))  # ~40 points on the loss curve, every step if short
     stop.deadline = deadline
     if main_rank:
         atomic_write_json(
@@ -563,6 +566,10 @@ def finetune(
     return manifest
 
 
+def _silent(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
 def _write_output(
     output_dir: Path,
     model: Any,
@@ -662,8 +669,6 @@ def _step_of(checkpoint: str | None) -> int | None:
 
 
 def _device_name(device: str) -> str:
-    import os
-
     import torch
 
     if device == "cuda":
