@@ -56,7 +56,7 @@ class Settings:
     lr_scheduler: str = "cosine"  # learning-rate schedule after warm-up (any transformers name)
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     block_size: int = 512  # tokens per packed block, capped at the model's context window
-    eval_fraction: float = 0.05  # last share of each file's chunks held out for perplexity
+    eval_fraction: float = 0.05  # share of each file's chunks held out for perplexity (evenly spaced)
     eval_blocks: int = 32  # held-out blocks scored for perplexity (spread evenly); 0 = all. Caps eval time
     max_steps: int = -1  # stop after this many optimizer steps; -1 = run all epochs
     time_budget: float = 0.0  # minutes; stop cleanly (and save) when spent; 0 = no limit
