@@ -228,7 +228,10 @@ def _make_stop_callback():
 
         def __init__(self) -> None:
             self.deadline: float | None = None  # time.time() by which training must stop
-            self.reserve = 0.0  # seconds kept back for the final evaluation and saves
+            self.reserve = 0.0  # seconds kept back for the final evaluation and saves (as planned)
+            self.eval_reserve = 0.0  # the final evaluation's share of it, at the planned speed
+            self.save_reserve = 0.0  # the checkpoint and model saves' share of it
+            self.expected_step = 0.0  # planned seconds per step; slower steps scale eval_reserve
             self.reason: str | None = None  # "time_budget" | "interrupt"
             self.interrupted = False
             self.step_seconds: list[float] = []
@@ -266,7 +269,9 @@ def _make_stop_callback():
             code = 2 if self.interrupted else 0
             if self.deadline is not None and not code:
                 recent = statistics.mean(self.step_seconds[-5:])
-                if now + 1.1 * recent + self.reserve > self.deadline:
+                # steps slower than planned (a busier machine) make the final evaluation slower too
+                slowdown = max(1.0, recent / self.expected_step) if self.expected_step else 1.0
+                if now + 1.1 * recent + self.eval_reserve * slowdown + self.save_reserve > self.deadline:
                     code = 1
             code = _max_across_ranks(code, args)
             if code:
@@ -437,15 +442,17 @@ def finetune(
     steps_per_epoch = max(1, math.ceil(micro_batches / hp.grad_accum))
     full_steps = hp.max_steps if hp.max_steps > 0 else math.ceil(hp.epochs * steps_per_epoch)
     n_params = sum(p.numel() for p in model.parameters())
-    stop.reserve = 1.3 * eval_seconds + SAVE_BYTES_PER_PARAM * n_params / DISK_BYTES_PER_S + 5
+    stop.eval_reserve = 1.3 * eval_seconds
+    stop.save_reserve = SAVE_BYTES_PER_PARAM * n_params / DISK_BYTES_PER_S + 5
+    stop.reserve = stop.eval_reserve + stop.save_reserve
+    step_guess = TRAIN_OVER_EVAL * eval_seconds / len(held_out) * hp.batch_size * hp.grad_accum
+    step_guess *= 4 / 3 if hp.gradient_checkpointing else 1
+    stop.expected_step = step_guess
     if resume and run_state.get("planned_steps") and hp.max_steps in (-1, run_state.get("max_steps_asked")):
         planned = run_state["planned_steps"]
     else:
         planned = full_steps
         if deadline is not None:
-            blocks_per_step = hp.batch_size * hp.grad_accum
-            step_guess = TRAIN_OVER_EVAL * eval_seconds / len(held_out) * blocks_per_step
-            step_guess *= 4 / 3 if hp.gradient_checkpointing else 1
             room = deadline - time.time() - stop.reserve
             if room < step_guess:
                 raise ConfigError(
