@@ -70,7 +70,9 @@ def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"streamlit did not start in 30 s: {log.read_text()}")
 
 
-def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 60_000) -> str:
+def ask_in_browser(
+    url: str, question: str, screenshot: Path, timeout_ms: int = 60_000, height: int = 1000
+) -> str:
     """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text."""
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
@@ -81,7 +83,7 @@ def ask_in_browser(url: str, question: str, screenshot: Path, timeout_ms: int = 
             args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
         )
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page = browser.new_page(viewport={"width": 1280, "height": height})
             page.goto(url)
             box = page.get_by_test_id("stChatInputTextArea")
             box.wait_for(timeout=timeout_ms)
@@ -123,3 +125,10 @@ def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path
     assert shot.stat().st_size > 10_000
     if keep := os.environ.get("BOOKWORM_SCREENSHOT"):
         shutil.copy(shot, ROOT / keep)
+
+
+if __name__ == "__main__":  # re-take the README screenshot from a running `make app`:
+    # .venv/bin/python -m tests.test_ui_browser http://localhost:8501 docs/screenshot.png
+    url, out = sys.argv[1], Path(sys.argv[2])
+    question = sys.argv[3] if len(sys.argv) > 3 else "How do I redirect stderr to a file in bash?"
+    print(ask_in_browser(url, question, out, timeout_ms=600_000, height=1350)[:300])
