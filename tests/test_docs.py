@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [f.name for f in dataclasses.fields(Settings) if f"`{f.name}`" not in readme]
-    assert not missing, f"README's configuration table lacks: {missing}"
+    missing = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{f.default!r}` |" not in readme
+    ]
+    assert not missing, f"README's configuration table lacks or misstates: {missing}"
 
 
 def test_readme_documents_every_make_target():
