@@ -94,9 +94,12 @@ def ask_in_browser(
             sources.first.locator("summary").click()  # open it, so the screenshot shows the passages
             sources.first.get_by_test_id("stMarkdownContainer").last.wait_for(timeout=timeout_ms)
             page.wait_for_timeout(600)  # let the expander's opening animation finish
-            # the chat scrolls to its end; bring the last question to the top so answer and sources show
-            page.get_by_test_id("stChatMessage").nth(-2).evaluate("e => e.scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(300)
+            # the chat sticks to its end; scroll up like a user until the question is at the top
+            question_box = page.get_by_test_id("stChatMessage").nth(-2).bounding_box()
+            if question_box and question_box["y"] < 80:
+                page.mouse.move(700, 500)
+                page.mouse.wheel(0, question_box["y"] - 80)
+                page.wait_for_timeout(500)
             page.get_by_test_id("stFeedback").first.wait_for(timeout=timeout_ms)
             text = sources.first.inner_text()
             page.screenshot(path=str(screenshot))  # the viewport: Streamlit scrolls inside it

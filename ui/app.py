@@ -38,6 +38,7 @@ RANGES: dict[str, tuple[float, float, float]] = {
 }
 REPORTS_DIR = "reports"  # where `make eval` writes eval-<date>.md (relative to the working folder)
 PASSAGE_HEIGHT = 180  # pixels of passage text shown per source before it scrolls
+LONG_PASSAGE = 600  # characters above which a passage gets the scrolling box
 SETTINGS_FLAGS = (
     "index_dir",
     "corpus_dir",
@@ -326,7 +327,9 @@ def render_sources(sources: list[dict[str, Any]], question: str, answer_text: st
                 + (" · :green-badge[cited]" if cited else "")
             )
             st.caption(f"`{s['file']}` · chunk {s['chunk_id']}")
-            with st.container(height=PASSAGE_HEIGHT, border=False):  # long passages scroll in place
+            # long passages scroll in place, so five sources stay a short list
+            height = PASSAGE_HEIGHT if len(s["text"]) > LONG_PASSAGE else "content"
+            with st.container(height=height, border=False):
                 st.markdown(highlight(s["text"], question))
 
 
