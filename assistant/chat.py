@@ -139,7 +139,8 @@ class Assistant:
         ]
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        return self.retriever.search(question, k or self.passages)
+        """Top ``k`` passages (None = the configured number; 0 = none: answer without retrieval)."""
+        return self.retriever.search(question, self.passages if k is None else k)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Source]:
         """The passages for ``question``, numbered as they would be cited (before the budget)."""

@@ -64,6 +64,14 @@ def test_ask_returns_answer_with_sources_and_timings(bot: Assistant, tmp_path: P
 
 
 @pytest.mark.slow
+def test_k_zero_answers_without_retrieval(bot: Assistant) -> None:
+    answer = bot.ask(QUESTION, FAST, k=0)  # the eval's "base model, no retrieval" setup
+    assert answer.sources == []
+    assert "[1]" not in bot.build_prompt(QUESTION, [], [], 8).text
+    assert len(bot.search(QUESTION)) == bot.passages  # None still means the configured number
+
+
+@pytest.mark.slow
 def test_stream_and_history(bot: Assistant) -> None:
     params = PRESETS["creative"].replace(max_new_tokens=16)
     stream = bot.stream(QUESTION, params, history=[("What is a pipeline?", "It connects commands.")])
