@@ -117,8 +117,11 @@ def sources_block(formatted: Sequence[str]) -> str:
 
 
 def render_plain(sources: str, history: Sequence[Turn], question: str) -> str:
-    """Template for base LMs (GPT-2): instructions, fenced passages, earlier turns, question."""
-    parts = [INSTRUCTIONS, sources, ""]
+    """Template for base LMs (GPT-2): instructions, fenced passages, earlier turns, question.
+
+    ``sources == ""`` (no passages) leaves out the instructions about sources too.
+    """
+    parts = [INSTRUCTIONS, sources, ""] if sources else []
     parts += [f"Question: {t.question}\nAnswer: {t.answer}\n" for t in history]
     parts.append(f"Question: {question}\nAnswer:")
     return "\n".join(parts)
@@ -128,10 +131,11 @@ def chat_renderer(apply_chat_template: Callable[..., str]) -> Renderer:
     """Template for chat models: ``tokenizer.apply_chat_template`` with the passages in the last message."""
 
     def render(sources: str, history: Sequence[Turn], question: str) -> str:
-        messages = [{"role": "system", "content": INSTRUCTIONS}]
+        messages = [{"role": "system", "content": INSTRUCTIONS}] if sources else []
         for t in history:
             messages += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer}]
-        messages.append({"role": "user", "content": f"{sources}\n\nQuestion: {question}"})
+        content = f"{sources}\n\nQuestion: {question}" if sources else f"Question: {question}"
+        messages.append({"role": "user", "content": content})
         return apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     return render
@@ -234,7 +238,8 @@ def build_prompt(
 
     # exact count of the assembled prompt; shrink the last passage until it fits
     def assemble(ps: list[Passage]) -> str:
-        return render(sources_block([format_passage(i + 1, p) for i, p in enumerate(ps)]), kept, question)
+        block = sources_block([format_passage(i + 1, p) for i, p in enumerate(ps)]) if ps else ""
+        return render(block, kept, question)
 
     text = assemble(shown)
     n_tokens = count(text)
