@@ -103,18 +103,7 @@ def _params(args: argparse.Namespace, settings: Settings) -> tuple[str, Any]:
 def _assistant(settings: Settings) -> Any:
     from assistant.chat import Assistant
 
-    return Assistant(
-        settings.index_dir,
-        model_dir=settings.model_dir,
-        base_model=settings.base_model,
-        retrieval=settings.retrieval,
-        passages=settings.passages,
-        history_turns=settings.history_turns,
-        offline_fallback=settings.offline_fallback,
-        cache_dir=settings.cache_dir or None,
-        embedder=settings.embedder,
-        log_file=settings.log_file or None,
-    )
+    return Assistant.from_settings(settings)
 
 
 def _print_sources(answer: Any) -> None:

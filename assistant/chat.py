@@ -27,6 +27,7 @@ from assistant.prompt import (
 )
 from assistant.records import Answer, ModelInfo, Source, Timings, new_answer_id
 from assistant.retrieve import Retriever
+from core.config import Settings
 from indexing.records import Hit
 
 __all__ = ["Answer", "AnswerStream", "Assistant", "ModelInfo", "Source", "Timings", "new_answer_id"]
@@ -105,6 +106,22 @@ class Assistant:
         self.window = 0
         if load_model:
             self.load_model()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Assistant:
+        """The entry points' (CLI, app, eval) one way from settings to an Assistant; ``overrides`` win."""
+        kwargs: dict[str, Any] = {
+            "model_dir": settings.model_dir,
+            "base_model": settings.base_model,
+            "retrieval": settings.retrieval,
+            "passages": settings.passages,
+            "history_turns": settings.history_turns,
+            "offline_fallback": settings.offline_fallback,
+            "cache_dir": settings.cache_dir or None,
+            "embedder": settings.embedder,
+            "log_file": settings.log_file or None,
+        }
+        return cls(settings.index_dir, **(kwargs | overrides))
 
     # --- what the UI shows ---------------------------------------------------------
 

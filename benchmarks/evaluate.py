@@ -277,15 +277,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     print(f"Retrieval over {len(questions)} questions...", flush=True)
     retrieval = eval_retrieval(retriever, questions)
 
-    ft = Assistant(
-        settings.index_dir,
-        settings.model_dir,
-        settings.base_model,
-        retriever=retriever,
-        offline_fallback=settings.offline_fallback,
-        cache_dir=settings.cache_dir or None,
-        load_model=False,
-    )
+    ft = Assistant.from_settings(settings, retriever=retriever, load_model=False, log_file=None)
     info = ft.model_info
     base_name = (info.manifest or {}).get("base_model", {}).get("used") if info.fine_tuned else None
     base_source = resolve_lm(
@@ -302,13 +294,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     if not args.skip_answers:
         asked = questions[: args.limit] if args.limit else questions
         params = PRESETS["technical"]
-        base = Assistant(
-            settings.index_dir,
-            None,
-            base_source.name,
-            retriever=retriever,
-            offline_fallback=settings.offline_fallback,
-            cache_dir=settings.cache_dir or None,
+        base = Assistant.from_settings(
+            settings, model_dir=None, base_model=base_source.name, retriever=retriever, log_file=None
         )
         setups.append(
             run_answers(base, Setup("base, no retrieval", base.model_info.model_id, False), asked, params)

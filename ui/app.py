@@ -88,17 +88,7 @@ def load_assistant(settings: Settings, stamp: tuple[float, ...]) -> chat.Assista
 
     ``stamp`` is only part of the cache key: a rebuilt index or a new model replaces the old one.
     """
-    return chat.Assistant(
-        settings.index_dir,
-        model_dir=settings.model_dir,
-        base_model=settings.base_model,
-        retrieval=settings.retrieval,
-        passages=settings.passages,
-        history_turns=settings.history_turns,
-        offline_fallback=settings.offline_fallback,
-        cache_dir=settings.cache_dir or None,
-        embedder=settings.embedder,
-    )
+    return chat.Assistant.from_settings(settings, log_file=None)  # the app logs answers itself
 
 
 # --- sidebar: presets and the six parameters ----------------------------------------
