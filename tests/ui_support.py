@@ -37,6 +37,10 @@ class FakeAssistant:
         )
         self.index_info = {"files": 1, "pages": 2, "chunks": 3, "embedder": "fake", "built_at": 0}
 
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> FakeAssistant:
+        return cls(settings.index_dir, settings.model_dir, **overrides)
+
     def retrieve(self, question: str, k: int | None = None) -> list[Source]:
         return [Source(1, "manuals/bashref.pdf", [37, 38], 0.83, PASSAGE, "c7")]
 
