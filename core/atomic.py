@@ -55,11 +55,22 @@ def _old_path(final: Path) -> Path:
 
 
 def recover_dir(final: str | Path) -> None:
-    """Put back the previous folder if a crash fell between the two renames of a swap."""
+    """Put back the previous folder if a crash fell between the two renames of a swap.
+
+    Writers call it (before reading what they replace); readers must not, or a reader could
+    move ``.old`` back in the middle of a writer's swap.
+    """
     final = Path(final)
     old = _old_path(final)
     if not final.exists() and old.exists():
         os.replace(old, final)
+
+
+def readable_dir(final: str | Path) -> Path:
+    """The folder a reader should read: ``final``, or in the crash window of a swap the old one."""
+    final = Path(final)
+    old = _old_path(final)
+    return old if not final.exists() and old.exists() else final
 
 
 def swap_in_dir(tmp: str | Path, final: str | Path) -> None:
@@ -88,7 +99,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        swap_in_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    swap_in_dir(tmp, final)

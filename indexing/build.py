@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import recover_dir
 from core.errors import ConfigError, StoreError
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
@@ -165,6 +166,7 @@ def build_index(
         raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
     current = {p.relative_to(corpus_dir).as_posix(): p for p in pdfs}
     shas = {rel: file_sha256(p) for rel, p in current.items()}
+    recover_dir(index_dir)  # a crash between the two renames of the last swap left only .<name>.old
     previous = _load_previous(index_dir, name, chunking, log)
 
     # --- reuse what the previous build made from the same bytes ---------------------
@@ -174,7 +176,8 @@ def build_index(
     to_extract: list[tuple[Path, str]] = []
     for rel, path in current.items():
         old_rel = by_sha.get(shas[rel])
-        if previous is None or old_rel is None:
+        # skipped files are tried again: the cause may be gone (e.g. a missing library); cheap
+        if previous is None or old_rel is None or previous.files[old_rel]["status"] != "indexed":
             to_extract.append((path, rel))
             continue
         entry = dict(previous.files[old_rel])
@@ -190,11 +193,7 @@ def build_index(
             kept[rel] = (chunks, previous.embeddings[rows])
     reused = sum(len(c) for c, _ in kept.values())
 
-    unchanged = (
-        previous is not None
-        and not to_extract
-        and {r: s for r, s in shas.items()} == {r: e["sha256"] for r, e in previous.files.items()}
-    )
+    same_files = previous is not None and shas == {r: e["sha256"] for r, e in previous.files.items()}
     new_chunks: dict[str, list[Chunk]] = {}
     encoder: TextEncoder | None = None if isinstance(embedder, str) else embedder
     if to_extract:
@@ -225,6 +224,11 @@ def build_index(
             done = f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}"
             log(f"  {ex.file}: {done}")
 
+    # unchanged: same files, and every retried skip failed again for the same reason
+    unchanged = same_files and all(
+        files[rel]["status"] == "skipped" and files[rel]["reason"] == previous.files[rel]["reason"]
+        for _, rel in to_extract
+    )
     texts = [c.text for chunks in new_chunks.values() for c in chunks]
     if texts:
         assert encoder is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_dir, recover_dir
+from core.atomic import atomic_dir, readable_dir
 from core.errors import StoreError
 from core.sources import embedder_id
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk, read_chunks, write_chunks
@@ -89,8 +89,9 @@ def write_store(
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
-    index_dir = Path(index_dir)
-    recover_dir(index_dir)
+    # readers never rename folders (a reader's recover_dir could race a writer's swap);
+    # writers recover before they read the previous index (indexing.build)
+    index_dir = readable_dir(index_dir)
     path = index_dir / MANIFEST_FILE
     if not path.exists():
         what = "no index" if not index_dir.exists() else "an unfinished index (no manifest.json)"
@@ -150,7 +151,7 @@ class Store:
         """
         import faiss
 
-        index_dir = Path(index_dir)
+        index_dir = readable_dir(index_dir)  # during a swap's crash window: the previous folder
         manifest = read_manifest(index_dir)
         hint = rebuild_hint(index_dir)
         built_with = manifest.get("embedder", {}).get("name")

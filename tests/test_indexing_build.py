@@ -254,3 +254,18 @@ def test_real_minilm_finds_the_planted_passage(corpus: Path, tmp_path: Path) -> 
     assert all(c.n_tokens == emb.count_tokens(c.text) <= 200 for c in store.chunks)
     hit = search(store, emb, "Which compiler emits zygomorphic bytecode?", k=1)[0]
     assert hit.chunk.file == "lisp.pdf" and "quokka" in hit.chunk.text
+
+
+def test_skipped_files_are_retried_yet_unchanged_corpus_writes_nothing(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    (corpus / "notes.pdf").write_text("version https://git-lfs.github.com/spec/v1\n")  # not a PDF
+    first = build(corpus, index, FakeEmbedder())
+    assert first.written and "notes.pdf" in json.loads((index / "manifest.json").read_text())["files"]
+    logged: list[str] = []
+    again = build(corpus, index, FakeEmbedder(), log=logged.append)  # the skip is retried, fails the same way
+    assert any("Extracting 1 file" in m for m in logged), logged  # retried: its cause may be gone
+    assert not again.written and again.embedded == 0
+    make_pdf(corpus / "notes.pdf", ["Now a real page about pipelines and redirection."])
+    fixed = build(corpus, index, FakeEmbedder())  # same name, now readable: indexed
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert fixed.written and manifest["files"]["notes.pdf"]["status"] == "indexed"
