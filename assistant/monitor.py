@@ -18,6 +18,8 @@ _LOCK = threading.Lock()  # one process, many Streamlit sessions
 
 
 def _append(path: str | Path, record: dict[str, Any]) -> None:
+    if not str(path):  # log_file = "" turns monitoring off
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, ensure_ascii=False) + "\n"
@@ -65,9 +67,9 @@ def log_feedback(path: str | Path, answer_id: str, rating: int | str, comment: s
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """All records (answers and feedback), oldest first; a missing log is empty."""
+    """All records (answers and feedback), oldest first; a missing (or "") log is empty."""
     path = Path(path)
-    if not path.exists():
+    if not str(path) or not path.is_file():
         return []
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -170,6 +170,8 @@ def test_monitor_feedback_and_summary(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="rating"):
         monitor.log_feedback(log, "abc", 5)
     assert monitor.read_log(tmp_path / "missing.jsonl") == []
+    monitor.log_feedback("", "abc", "up")  # log_file = "" turns monitoring off, never an error
+    assert monitor.read_log("") == [] and monitor.summary("")["answers"] == 0
 
 
 # --- CLI ---------------------------------------------------------------------------------
