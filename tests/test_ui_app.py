@@ -137,6 +137,7 @@ def test_feedback_is_logged_and_clear_chat_empties_history(make_app):
 
 
 def test_model_view_shows_perplexity_and_the_eval_report(make_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the app reads reports/ in its working folder: none yet
     at = make_app().run()
     assert [t.label for t in at.tabs] == [":material/chat: Chat", ":material/monitoring: Model"]
     model = at.tabs[1]
@@ -147,6 +148,5 @@ def test_model_view_shows_perplexity_and_the_eval_report(make_app, tmp_path, mon
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "eval-2026-01-01.md").write_text("# eval\n\n| mode | hit@5 |\n|---|---|\n| hybrid | 0.9 |\n")
-    monkeypatch.chdir(tmp_path)  # the app reads reports/ in its working folder
     at.run()
     assert any("| hybrid | 0.9 |" in m.value for m in at.tabs[1].markdown)
