@@ -35,6 +35,17 @@ class StopOnStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class StopOnEvent(StoppingCriteria):
+    """Stop every row once ``event`` is set: an abandoned answer frees the shared model at the next token."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        done = self.event.is_set()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Text before the first stop string, and whether one was found."""
     cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
@@ -70,7 +81,12 @@ class Generation:
         self.ttft_s = 0.0  # from start of generate to the first text piece
         self.seconds = 0.0  # whole generate call
         self.stopped_at_string = False
+        self.cancelled = threading.Event()  # set by cancel() or by abandoning the iterator
         self._started = 0.0
+
+    def cancel(self) -> None:
+        """Stop generating at the next token (the reader went away: a rerun, a new question)."""
+        self.cancelled.set()
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs = self.params.generate_kwargs()
@@ -78,9 +94,10 @@ class Generation:
         kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)
         if self.tokenizer.pad_token_id is not None:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
+        criteria: list[StoppingCriteria] = [StopOnEvent(self.cancelled)]
         if self.stops:
-            stop = StopOnStrings(self.tokenizer, self.stops, self.input_ids.shape[1])
-            kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
+            criteria.append(StopOnStrings(self.tokenizer, self.stops, self.input_ids.shape[1]))
+        kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
         return kwargs
 
     def _run(self, **extra: Any) -> torch.Tensor:
@@ -105,6 +122,15 @@ class Generation:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
     def __iter__(self) -> Iterator[str]:
+        finished = False
+        try:
+            yield from self._pieces()
+            finished = True
+        finally:
+            if not finished:  # closed early (GeneratorExit) or failed: free the model for the others
+                self.cancel()
+
+    def _pieces(self) -> Iterator[str]:
         if not self.params.streams:
             # a worker thread too, like streaming: same torch threading either way (measured: on a
             # busy 2-core box the main thread's OpenMP team ran generate 3x slower than a fresh thread)

@@ -139,3 +139,21 @@ def test_stop_string_ends_the_answer(tiny_lm) -> None:
     )
     text = "".join(gen)
     assert gen.stopped_at_string and stop not in text and gen.new_tokens < 40
+
+
+@pytest.mark.slow
+def test_cancel_stops_at_the_next_token_and_abandoning_frees_the_model(tiny_lm) -> None:
+    model, tok = tiny_lm
+    params = PRESETS["creative"].replace(max_new_tokens=100, repetition_penalty=1.0)
+    gen = Generation(model, tok, _ids(tok), params)
+    gen.cancel()
+    gen.run()
+    assert gen.new_tokens == 1  # the criterion is checked after each new token
+
+    gen = Generation(model, tok, _ids(tok), params)
+    pieces = iter(gen)
+    next(pieces)
+    pieces.close()  # what Streamlit does to a stream when the user asks something else
+    assert gen.cancelled.is_set()
+    assert gen.lock.acquire(timeout=30)  # the worker stopped and released the shared model
+    gen.lock.release()
