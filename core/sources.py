@@ -175,7 +175,13 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(quantized.state_dict(), strict=False)
+    result = plain.load_state_dict(quantized.state_dict(), strict=False)
+    # only the tied output head may be absent; anything else would cache a partly random model
+    missing = [k for k in result.missing_keys if k != "lm_head.weight"]
+    if missing or result.unexpected_keys:
+        raise ModelError(
+            f"converting {gguf.name} failed: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
     plain.tie_weights()
     tokenizer.model_max_length = config.max_position_embeddings
     with atomic_dir(out) as tmp:
