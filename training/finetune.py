@@ -31,7 +31,7 @@ from typing import Any
 from core.atomic import atomic_dir, atomic_write_json, recover_dir
 from core.errors import BookwormError, ConfigError, StoreError
 from core.sources import LMSource, context_window, load_lm, resolve_lm
-from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk, read_chunks
+from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk
 from training.data import pack, split_chunks, spread, tokenize_texts
 from training.evaluate import eval_blocks
 from training.plots import plot_loss_curve
@@ -109,15 +109,11 @@ def read_index(index_dir: Path) -> tuple[list[Chunk], str, dict[str, Any]]:
     path = index_dir / CHUNKS_FILE
     if not path.exists():
         raise StoreError(f"no {CHUNKS_FILE} in {index_dir}: run `make index` first")
-    chunks = read_chunks(path)
+    data = path.read_bytes()  # parsed and hashed from one read: the hash describes the text trained on
+    digest = hashlib.sha256(data).hexdigest()
+    chunks = [Chunk(**json.loads(line)) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not chunks:
         raise StoreError(f"{path} holds no chunks: index some PDFs with `make index`")
-    try:
-        from indexing.store import chunks_sha256
-    except ImportError:  # the store module is optional here; the hash is of the file's bytes either way
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    else:
-        digest = chunks_sha256(index_dir)
     manifest_path = index_dir / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     return chunks, digest, manifest
