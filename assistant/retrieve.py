@@ -303,7 +303,25 @@ def read_dev_questions(path: str | Path) -> list[DevQuestion]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise ConfigError(f"cannot read the dev questions: {e}") from e
-    return [DevQuestion(**json.loads(ln)) for ln in lines if ln.strip()]
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)  # other fields are ignored: any {question, file, pages, answer} set works
+            out.append(
+                DevQuestion(
+                    str(row["question"]),
+                    str(row["file"]),
+                    [int(p) for p in row["pages"]],
+                    str(row.get("answer", "")),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{path}:{n}: each line needs question, file, pages (and answer): {e!r}") from e
+    if not out:
+        raise ConfigError(f"{path}: no questions")
+    return out
 
 
 def evaluate_retrieval(

@@ -14,49 +14,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from assistant.retrieve import DevQuestion
 from benchmarks.metrics import percentile, token_f1
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError
-
-MODES = ("dense", "bm25", "hybrid")
-
-
-@dataclasses.dataclass(frozen=True)
-class Question:
-    question: str
-    file: str
-    pages: list[int]
-    answer: str
-
-
-def load_questions(path: str | Path) -> list[Question]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out.append(
-                    Question(
-                        str(row["question"]),
-                        str(row["file"]),
-                        [int(p) for p in row["pages"]],
-                        str(row.get("answer", "")),
-                    )
-                )
-            except (KeyError, TypeError, ValueError) as e:
-                raise BookwormError(f"{path}:{n}: needs question, file, pages (and answer): {e}") from e
-    if not out:
-        raise BookwormError(f"{path}: no questions")
-    return out
 
 
 @dataclasses.dataclass
@@ -75,17 +42,15 @@ class Setup:
         return sum(self.f1) / len(self.f1) if self.f1 else float("nan")
 
 
-def eval_retrieval(retriever: Any, questions: Sequence[Question], k: int = 5) -> dict[str, dict[str, float]]:
-    from assistant.retrieve import retrieval_metrics
+def eval_retrieval(
+    retriever: Any, questions: Sequence[DevQuestion], k: int = 5
+) -> dict[str, dict[str, float]]:
+    from assistant.retrieve import MODES, evaluate_retrieval
 
-    gold = [(q.file, q.pages) for q in questions]
     out = {}
     for mode in MODES:
-        ranked = [
-            [(h.chunk.file, h.chunk.pages) for h in retriever.search(q.question, k, mode=mode)]
-            for q in questions
-        ]
-        out[mode] = retrieval_metrics(ranked, gold)
+        metrics = evaluate_retrieval(retriever, questions, mode=mode, k=k)
+        out[mode] = {key: v for key, v in metrics.items() if key != "per_question"}
     return out
 
 
@@ -95,13 +60,21 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
 
     from core.sources import load_lm
     from indexing.records import CHUNKS_FILE, read_chunks
+    from indexing.store import chunks_sha256
     from training.data import split_chunks
     from training.evaluate import perplexity
 
     manifest = model_info.manifest or {}
     hp = manifest.get("hyperparameters", {})
     eval_fraction = float(hp.get("eval_fraction", 0.05))
-    block_size = int(hp.get("block_size", 512))
+    # the run's own block size (its hyper-parameter capped at the model's window)
+    block_size = int((manifest.get("perplexity") or {}).get("block_size") or hp.get("block_size", 512))
+    trained_on = (manifest.get("data") or {}).get("chunks_sha256")
+    if model_info.fine_tuned and trained_on and trained_on != chunks_sha256(index_dir):
+        raise BookwormError(
+            f"{index_dir} changed since {model_info.model_id} was trained, so its held-out split may hold "
+            "training text: run `make train` (or pass --skip-perplexity)"
+        )
     held = split_chunks(read_chunks(Path(index_dir) / CHUNKS_FILE), eval_fraction).eval
     texts = [c.text for c in held]
     out = {}
@@ -111,12 +84,12 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
     for name, path in paths:
         model, tok = load_lm(dataclasses.replace(base_source, path=path, gguf_file=None))
         with torch.inference_mode():
-            out[name] = perplexity(model, tok, texts, min(block_size, 512), max_blocks=max_blocks)
+            out[name] = perplexity(model, tok, texts, block_size, max_blocks=max_blocks)
         del model
     return out
 
 
-def run_answers(assistant: Any, setup: Setup, questions: Sequence[Question], params: Any) -> Setup:
+def run_answers(assistant: Any, setup: Setup, questions: Sequence[DevQuestion], params: Any) -> Setup:
     from tqdm import tqdm
 
     for q in tqdm(questions, desc=f"answers: {setup.name}", unit="q"):
@@ -268,10 +241,10 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
     from assistant.chat import Assistant
     from assistant.presets import PRESETS
-    from assistant.retrieve import Retriever
+    from assistant.retrieve import Retriever, read_dev_questions
     from core.sources import resolve_lm
 
-    questions = load_questions(args.questions)
+    questions = read_dev_questions(args.questions)
     t0 = time.time()
     retriever = Retriever.load(settings.index_dir)
     print(f"Retrieval over {len(questions)} questions...", flush=True)

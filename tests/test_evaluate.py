@@ -1,0 +1,50 @@
+"""`make eval`'s question reading and report writing (no models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.retrieve import read_dev_questions
+from benchmarks.evaluate import Setup, write_report
+from core.errors import ConfigError
+
+
+def test_questions_ignore_other_fields_and_name_the_bad_line(tmp_path: Path):
+    path = tmp_path / "q.jsonl"
+    rows = [
+        {"question": "What is a pipe?", "file": "bash.pdf", "pages": [3], "answer": "a |", "topic": "x"},
+        {"question": "No answer given", "file": "r.pdf", "pages": ["7"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    qs = read_dev_questions(path)
+    assert [(q.file, q.pages, q.answer) for q in qs] == [("bash.pdf", [3], "a |"), ("r.pdf", [7], "")]
+    path.write_text(json.dumps({"question": "lost", "pages": [1]}) + "\n")
+    with pytest.raises(ConfigError, match=r"q\.jsonl:1: .*file"):
+        read_dev_questions(path)
+
+
+def test_report_says_plainly_when_fine_tuning_did_worse(tmp_path: Path):
+    retrieval = {
+        m: {"hit@1": 0.5, "hit@3": 0.7, "hit@5": 0.9, "mrr@5": 0.6} for m in ("dense", "bm25", "hybrid")
+    }
+    setups = [
+        Setup("base + retrieval", "base", True, f1=[0.4, 0.2], ttft_ms=[10, 20], total_ms=[30, 40]),
+        Setup("fine-tuned + retrieval", "ft", True, f1=[0.1, 0.1], ttft_ms=[10, 20], total_ms=[30, 40]),
+    ]
+    info = {
+        "index_dir": "idx",
+        "index": {"files": 1, "chunks": 2},
+        "model_id": "ft",
+        "fine_tuned": True,
+        "base_model": "base",
+        "machine": "test",
+    }
+    report = write_report(tmp_path, "q.jsonl", 2, retrieval, {"base": 10.0, "fine-tuned": 12.0}, setups, info)
+    text = report.read_text()
+    assert "fine-tuned model is worse than the base on held-out text" in text
+    assert "fine-tuned model answers worse than the base model with retrieval" in text
+    assert "| hybrid | 0.500 | 0.700 | 0.900 | 0.600 |" in text
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".md", ".png", ".png"]
