@@ -6,13 +6,13 @@ Cheap checks only (file existence, manifests, sizes and mtimes); nothing is load
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
 
 from assistant.model import TRAINING_MANIFEST, is_model_dir, read_training_manifest
 from core.sources import embedder_id
+from indexing.pdf import file_sha256, find_pdfs
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE
 
 
@@ -24,15 +24,20 @@ class Problem:
 
 
 def chunks_hash(index_dir: str | Path) -> str | None:
-    """sha256 of chunks.jsonl (what training records as data.chunks_sha256)."""
+    """sha256 of chunks.jsonl (what training records as data.chunks_sha256), None when missing."""
     path = Path(index_dir) / CHUNKS_FILE
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _cached_sha256(path) if path.is_file() else None
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: the UI re-checks often
+
+
+def _cached_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return _HASHES[key]
 
 
 def check_index(
@@ -75,13 +80,15 @@ def _stale(corpus_dir: Path, manifest: dict) -> list[Problem]:
     if not corpus_dir.is_dir():
         return [Problem("warning", f"The corpus folder {corpus_dir} does not exist.", None)]
     indexed = manifest.get("files") or {}
-    on_disk = {p.relative_to(corpus_dir).as_posix(): p for p in corpus_dir.rglob("*.pdf")}
+    on_disk = {
+        p.relative_to(corpus_dir).as_posix(): p for p in find_pdfs(corpus_dir)
+    }  # as indexing finds them
     new = sorted(set(on_disk) - set(indexed))
     gone = sorted(set(indexed) - set(on_disk))
     changed = []
     for rel in sorted(set(on_disk) & set(indexed)):
         recorded = indexed[rel].get("sha256")
-        if recorded and _sha256(on_disk[rel]) != recorded:
+        if recorded and _cached_sha256(on_disk[rel]) != recorded:
             changed.append(rel)
     parts = [
         f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
@@ -91,14 +98,6 @@ def _stale(corpus_dir: Path, manifest: dict) -> list[Problem]:
     if not parts:
         return []
     return [Problem("warning", "The index is out of date: " + "; ".join(parts) + " PDF(s).", "make index")]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_model(model_dir: str | Path | None, index_dir: str | Path | None = None) -> list[Problem]:

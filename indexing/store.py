@@ -7,7 +7,6 @@ Written whole and atomically (:func:`write_store`); loaded with checks
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import platform
 from importlib import metadata
@@ -19,6 +18,7 @@ import numpy as np
 from core.atomic import atomic_dir, readable_dir
 from core.errors import StoreError
 from core.sources import embedder_id
+from indexing.pdf import file_sha256
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk, read_chunks, write_chunks
 
 FORMAT = 1  # manifest format; bump on an incompatible change of the folder
@@ -110,11 +110,7 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
 
 def chunks_sha256(index_dir: str | Path) -> str:
     """sha256 of chunks.jsonl: names the exact text a model was trained on."""
-    h = hashlib.sha256()
-    with open(Path(index_dir) / CHUNKS_FILE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(Path(index_dir) / CHUNKS_FILE)
 
 
 class Store:
