@@ -228,6 +228,7 @@ def _make_stop_callback():
             self.eval_reserve = 0.0  # the final evaluation's share of it, at the planned speed
             self.save_reserve = 0.0  # the checkpoint and model saves' share of it
             self.expected_step = 0.0  # planned seconds per step; slower steps scale eval_reserve
+            self.steps_per_epoch = 0  # optimizer steps per epoch: each epoch's end evaluates and saves
             self.reason: str | None = None  # "time_budget" | "interrupt"
             self.interrupted = False
             self.step_seconds: list[float] = []
@@ -267,7 +268,10 @@ def _make_stop_callback():
                 recent = statistics.mean(self.step_seconds[-5:])
                 # steps slower than planned (a busier machine) make the final evaluation slower too
                 slowdown = max(1.0, recent / self.expected_step) if self.expected_step else 1.0
-                if now + 1.1 * recent + self.eval_reserve * slowdown + self.save_reserve > self.deadline:
+                end = self.eval_reserve * slowdown + self.save_reserve  # the final evaluation + saves
+                if self.steps_per_epoch and state.global_step % self.steps_per_epoch == 0:
+                    end *= 2  # an epoch ends here: its evaluation + checkpoint now, then the final ones
+                if now + 1.1 * recent + end > self.deadline:
                     code = 1
             code = _max_across_ranks(code, args)
             if code:
@@ -444,6 +448,7 @@ def finetune(
     step_guess = TRAIN_OVER_EVAL * eval_seconds / len(held_out) * hp.batch_size * hp.grad_accum
     step_guess *= 4 / 3 if hp.gradient_checkpointing else 1
     stop.expected_step = step_guess
+    stop.steps_per_epoch = steps_per_epoch
     if resume and run_state.get("planned_steps") and hp.max_steps in (-1, run_state.get("max_steps_asked")):
         planned = run_state["planned_steps"]
     else:
