@@ -248,6 +248,7 @@ class Retriever:
             "chunks": counts.get("chunks", len(self.chunks)),
             "embedder": (self.manifest.get("embedder") or {}).get("name"),
             "built_at": self.manifest.get("built_at"),
+            "build_seconds": self.manifest.get("build_seconds"),
         }
 
 
