@@ -1,6 +1,6 @@
 """Shared fixtures: PDFs the tests write themselves, and a tiny GPT-2 with a tokenizer trained here.
 
-No test reads ../shared or reaches the Hugging Face hub.
+No test reads the shared corpus folder or reaches the Hugging Face hub.
 """
 
 from __future__ import annotations

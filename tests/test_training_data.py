@@ -218,6 +218,22 @@ def test_stale_reason(tmp_path):
     assert "no trained model" in stale_reason(tmp_path / "none", index, "gpt2", hp())
 
 
+def test_stale_when_the_fallback_is_no_longer_needed(tmp_path, monkeypatch):
+    import core.sources
+    from training import finetune
+
+    index = _index(tmp_path)
+    out = _fake_model(tmp_path, index, hp(time_budget=10.0))
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    manifest["base_model"]["fallback_reason"] = "'gpt2' is not cached and the hub cannot be reached"
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setattr(core.sources, "_in_hub_cache", lambda name: False)
+    monkeypatch.setattr(core.sources, "hub_reachable", lambda timeout=3.0: False)
+    assert stale_reason(out, index, "gpt2", hp(time_budget=10.0)) is None  # still offline: keep it
+    monkeypatch.setattr(core.sources, "hub_reachable", lambda timeout=3.0: True)
+    assert "offline fallback" in finetune.stale_reason(out, index, "gpt2", hp(time_budget=10.0))
+
+
 def test_cli_if_stale_skips(tmp_path, capsys):
     from training.__main__ import main
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_dir, atomic_write_json, recover_dir
-from core.errors import BookwormError, ConfigError, StoreError
+from core.errors import BookwormError, ConfigError, ModelError, StoreError
 from core.sources import LMSource, context_window, load_lm, resolve_lm
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk
 from training.data import pack, split_chunks, spread, tokenize_texts
@@ -156,7 +156,17 @@ def stale_reason(
     )
     if changed:
         return f"hyper-parameters changed: {', '.join(changed)}"
+    if manifest.get("base_model", {}).get("fallback_reason") and _loadable_without_fallback(base_model):
+        return f"it was trained on the offline fallback, and {base_model!r} can be loaded now"
     return None
+
+
+def _loadable_without_fallback(name: str) -> bool:
+    try:
+        resolve_lm(name, offline_fallback=False)
+    except ModelError:
+        return False
+    return True
 
 
 # --- device and precision -----------------------------------------------------------
