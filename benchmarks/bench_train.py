@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         from transformers import AutoTokenizer
 
-        from training.finetune import cpu_supports_bf16
+        from core.hardware import cpu_supports_bf16
 
         settings = settings_from_args(args)
         path = Path(settings.index_dir) / CHUNKS_FILE

@@ -274,7 +274,14 @@ def build_index(
         return report(False)
 
     manifest = {
-        "embedder": {"name": name, "dim": int(dim), "max_tokens": int(max_tokens)},
+        "embedder": {
+            "name": name,
+            "dim": int(dim),
+            "max_tokens": int(max_tokens),
+            # how the newest vectors were computed (bf16 and fp32 vectors agree to cosine >= 0.999)
+            "precision": getattr(encoder, "precision", None)
+            or (previous.manifest["embedder"].get("precision") if previous else None),
+        },
         "chunking": chunking,
         "corpus_dir": str(corpus_dir),
         "files": files,

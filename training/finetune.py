@@ -30,6 +30,7 @@ from typing import Any
 
 from core.atomic import atomic_dir, atomic_write_json, recover_dir
 from core.errors import BookwormError, ConfigError, ModelError, StoreError
+from core.hardware import cpu_supports_bf16
 from core.sources import LMSource, context_window, load_lm, resolve_lm
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk
 from training.data import pack, split_chunks, spread, tokenize_texts
@@ -170,15 +171,6 @@ def _loadable_without_fallback(name: str) -> bool:
 
 
 # --- device and precision -----------------------------------------------------------
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX); Linux only."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def choose_device_precision(requested: str) -> tuple[str, str]:
