@@ -254,6 +254,18 @@ def test_real_minilm_finds_the_planted_passage(corpus: Path, tmp_path: Path) -> 
     assert all(c.n_tokens == emb.count_tokens(c.text) <= 200 for c in store.chunks)
     hit = search(store, emb, "Which compiler emits zygomorphic bytecode?", k=1)[0]
     assert hit.chunk.file == "lisp.pdf" and "quokka" in hit.chunk.text
+    assert store.manifest["embedder"]["precision"] == emb.precision
+
+
+@pytest.mark.slow
+def test_bf16_embeddings_match_fp32() -> None:
+    from indexing.embed import Embedder
+
+    texts = ["Redirect standard error with 2> file.", "A pipeline connects commands.", "lambda calculus"]
+    fp32 = Embedder("all-MiniLM-L6-v2", bf16=False).encode(texts)
+    bf16 = Embedder("all-MiniLM-L6-v2", bf16=True).encode(texts)
+    assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.99
 
 
 def test_skipped_files_are_retried_yet_unchanged_corpus_writes_nothing(corpus: Path, tmp_path: Path) -> None:
