@@ -72,7 +72,8 @@ def check_index(
             Problem("error", f"The index was built with {built_with}, settings say {embedder}.", build)
         )
     if corpus_dir is not None:
-        problems += _stale(Path(corpus_dir), manifest)
+        # the folder this index was built from (make index CORPUS=...), else the settings' one
+        problems += _stale(Path(manifest.get("corpus_dir") or corpus_dir), manifest)
     return problems
 
 
@@ -80,9 +81,7 @@ def _stale(corpus_dir: Path, manifest: dict) -> list[Problem]:
     if not corpus_dir.is_dir():
         return [Problem("warning", f"The corpus folder {corpus_dir} does not exist.", None)]
     indexed = manifest.get("files") or {}
-    on_disk = {
-        p.relative_to(corpus_dir).as_posix(): p for p in find_pdfs(corpus_dir)
-    }  # as indexing finds them
+    on_disk = {p.relative_to(corpus_dir).as_posix(): p for p in find_pdfs(corpus_dir)}  # as indexing does
     new = sorted(set(on_disk) - set(indexed))
     gone = sorted(set(indexed) - set(on_disk))
     changed = []
@@ -97,7 +96,8 @@ def _stale(corpus_dir: Path, manifest: dict) -> list[Problem]:
     ]
     if not parts:
         return []
-    return [Problem("warning", "The index is out of date: " + "; ".join(parts) + " PDF(s).", "make index")]
+    target = "make index" if corpus_dir == Path("data/corpus") else f"make index CORPUS={corpus_dir}"
+    return [Problem("warning", "The index is out of date: " + "; ".join(parts) + " PDF(s).", target)]
 
 
 def check_model(model_dir: str | Path | None, index_dir: str | Path | None = None) -> list[Problem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -138,12 +139,18 @@ def test_status_mismatch_and_stale(index_dir: Path, tmp_path: Path) -> None:
     (corpus / "new.pdf").write_bytes(b"%PDF-1.4")
     (corpus / "bash.pdf").write_bytes(b"%PDF-1.4 changed")
     stale = status.check_index(index_dir, corpus_dir=corpus)
-    assert stale[0].make_target == "make index"
+    assert stale[0].make_target == f"make index CORPUS={corpus}"  # not the default folder: say which
     assert (
         "1 new (new.pdf)" in stale[0].message
         and "1 changed" in stale[0].message
         and "1 removed" in stale[0].message
     )
+    # the index's own corpus (recorded at build time) wins over the settings' folder
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    copy = tmp_path / "index-copy"
+    shutil.copytree(index_dir, copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest | {"corpus_dir": str(corpus)}))
+    assert "1 new (new.pdf)" in status.check_index(copy, corpus_dir=tmp_path / "elsewhere")[0].message
 
 
 def test_status_model_trained_on_older_index(index_dir: Path, tmp_path: Path) -> None:
