@@ -150,3 +150,14 @@ def test_model_view_shows_perplexity_and_the_eval_report(make_app, tmp_path, mon
     (reports / "eval-2026-01-01.md").write_text("# eval\n\n| mode | hit@5 |\n|---|---|\n| hybrid | 0.9 |\n")
     at.run()
     assert any("| hybrid | 0.9 |" in m.value for m in at.tabs[1].markdown)
+
+
+def test_seed_is_editable_and_keeps_the_preset(make_app):
+    at = make_app().run()
+    at.selectbox(key="preset").select("creative").run()
+    assert at.number_input(key="seed").value == 0 and at.toggle(key="fixed_seed").value is True
+    at.toggle(key="fixed_seed").set_value(False).run()  # off: a new sampled answer each time
+    assert at.selectbox(key="preset").value == "creative"  # the seed is not part of the preset table
+    _ask(at, "What is a pipeline?")
+    records = [json.loads(line) for line in make_app.log.read_text().splitlines()]
+    assert records[-1]["params"]["seed"] is None and records[-1]["preset"] == "creative"

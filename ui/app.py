@@ -107,7 +107,8 @@ def _load_preset(name: str) -> None:
     for key in PARAMS:
         st.session_state[key] = _clamp(key, getattr(p, key))
     st.session_state["do_sample"] = p.do_sample
-    st.session_state["seed"] = p.seed
+    st.session_state["fixed_seed"] = p.seed is not None
+    st.session_state["seed"] = p.seed if p.seed is not None else 0
 
 
 def _on_preset_change() -> None:
@@ -128,7 +129,7 @@ def current_params() -> presets.GenerationParams:
         max_new_tokens=int(ss["max_new_tokens"]),
         num_beams=int(ss["num_beams"]),
         do_sample=bool(ss["do_sample"]),
-        seed=ss.get("seed", 0),
+        seed=int(ss["seed"]) if ss.get("fixed_seed", True) else None,
     )
 
 
@@ -168,6 +169,12 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
             st.caption(presets.PARAM_HELP[name])
             if name in idle:
                 st.caption(f":material/block: No effect now: {idle[name]}.")
+        # not part of the preset table: changing it keeps the preset
+        st.toggle("Fixed seed (same question, same answer)", key="fixed_seed")
+        st.number_input("seed", min_value=0, step=1, key="seed", disabled=not ss["fixed_seed"])
+        st.caption("Off: a new sampled answer each time.")
+        if "seed" in idle:
+            st.caption(f":material/block: No effect now: {idle['seed']}.")
     passages = st.sidebar.slider(
         "Passages", 1, 20, key="passages", help="Retrieved passages offered to the model (cited [1], [2], …)."
     )
