@@ -23,6 +23,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
+from assistant.records import page_label
 from core.errors import BookwormError
 
 Counter = Callable[[str], int]  # text -> number of tokens the model will see
@@ -50,11 +51,7 @@ class Passage:
 
     @property
     def where(self) -> str:
-        name = self.file.rsplit("/", 1)[-1]
-        pages = list(self.pages)
-        if len(pages) == 1:
-            return f"{name} p. {pages[0]}"
-        return f"{name} pp. {pages[0]}-{pages[-1]}"
+        return page_label(self.file, self.pages)
 
 
 @dataclasses.dataclass(frozen=True)

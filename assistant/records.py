@@ -5,7 +5,17 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
+
+
+def page_label(file: str, pages: Sequence[int]) -> str:
+    """``bashref.pdf p. 37`` or ``bashref.pdf pp. 37-38``: how prompts, answers and logs cite a passage."""
+    name = file.rsplit("/", 1)[-1]
+    pages = list(pages)
+    if len(pages) == 1:
+        return f"{name} p. {pages[0]}"
+    return f"{name} pp. {pages[0]}-{pages[-1]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,11 +31,7 @@ class Source:
 
     @property
     def label(self) -> str:
-        """``bashref.pdf p. 37`` or ``bashref.pdf pp. 37-38``."""
-        name = self.file.rsplit("/", 1)[-1]
-        if len(self.pages) == 1:
-            return f"{name} p. {self.pages[0]}"
-        return f"{name} pp. {self.pages[0]}-{self.pages[-1]}"
+        return page_label(self.file, self.pages)
 
 
 @dataclasses.dataclass(frozen=True)
