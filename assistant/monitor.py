@@ -2,11 +2,15 @@
 
 Lines are appended with a single ``write`` on a file opened with O_APPEND, so concurrent
 UI sessions never interleave half lines (POSIX appends of one small write are atomic).
+A process killed mid-append can still leave a partial last line: readers skip and count
+such lines instead of failing, and the next append starts on a fresh line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -22,8 +26,13 @@ def _append(path: str | Path, record: dict[str, Any]) -> None:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with _LOCK, open(path, "a", encoding="utf-8") as f:
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with _LOCK, open(path, "ab+") as f:
+        # after a kill mid-append the file ends in a partial line; gluing onto it would lose this record too
+        if f.seek(0, os.SEEK_END):
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
         f.write(line)
 
 
@@ -66,23 +75,55 @@ def log_feedback(path: str | Path, answer_id: str, rating: int | str, comment: s
     _append(path, record)
 
 
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """All records (answers and feedback), oldest first; a missing (or "") log is empty."""
+@dataclasses.dataclass(frozen=True)
+class LogContents:
+    records: list[dict[str, Any]]  # answers and feedback, oldest first
+    skipped: int  # unreadable lines (partial, not JSON, not an object) that were left out
+
+
+def scan_log(path: str | Path) -> LogContents:
+    """Every readable record, and how many lines were not; never raises on a damaged line."""
     path = Path(path)
     if not str(path) or not path.is_file():
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return LogContents([], 0)
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    with open(path, "rb") as f:  # bytes: a partial multi-byte character must cost one line, not the file
+        for raw in f:
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                skipped += 1
+    return LogContents(records, skipped)
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """All readable records (answers and feedback), oldest first; a missing (or "") log is empty."""
+    return scan_log(path).records
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def summary(path: str | Path) -> dict[str, Any]:
-    """Counts, median latencies and the share of 👍 among rated answers."""
-    records = read_log(path)
-    answers = [r for r in records if r.get("type") == "answer"]
-    ratings = {r["answer_id"]: r["rating"] for r in records if r.get("type") == "feedback"}
+    """Counts, median latencies, the share of 👍 among rated answers, and unreadable lines skipped."""
+    log = scan_log(path)
+    answers = [r for r in log.records if r.get("type") == "answer"]
+    ratings = {
+        r.get("answer_id"): r["rating"]
+        for r in log.records
+        if r.get("type") == "feedback" and _number(r.get("rating"))
+    }
 
     def median(key: str) -> float | None:
-        values = sorted(r[key] for r in answers if key in r)
+        values = sorted(r[key] for r in answers if _number(r.get(key)))
         return values[len(values) // 2] if values else None
 
     return {
@@ -92,4 +133,5 @@ def summary(path: str | Path) -> dict[str, Any]:
         "median_retrieval_ms": median("retrieval_ms"),
         "median_ttft_ms": median("ttft_ms"),
         "median_total_ms": median("total_ms"),
+        "unreadable_lines": log.skipped,
     }
