@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.records import page_label
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError, ConfigError
 
@@ -38,6 +39,9 @@ MODEL_SETTINGS = (
     "log_file",
     "preset",
     "history_turns",
+    "context",
+    "evidence_sentences",
+    "abstain_below",
 )
 K_ALIAS = {"passages": ("--k",)}
 
@@ -113,12 +117,44 @@ def _print_sources(answer: Any) -> None:
     t = answer.timings
     print(
         f"\n{answer.model_id}{' (fine-tuned)' if answer.fine_tuned else ''} · {answer.preset} · "
-        f"retrieval {t.retrieval_ms:.0f} ms · prompt {t.prompt_tokens} tok · first text {t.ttft_ms:.0f} ms · "
+        f"retrieval {t.retrieval_ms:.0f} ms · evidence {t.evidence_ms:.0f} ms · "
+        f"prompt {t.prompt_tokens} tok · first text {t.ttft_ms:.0f} ms · "
         f"{t.new_tokens} tok at {t.tokens_per_s:.1f} tok/s · total {t.total_ms / 1000:.1f} s",
         file=sys.stderr,
     )
+    if answer.support is not None and not answer.abstained:
+        s = answer.support
+        print(
+            f"support: {s.supported_fraction:.0%} of the answer's sentences found in the passages"
+            + (f", {len(s.unsupported_code)} command(s) not in them" if s.unsupported_code else ""),
+            file=sys.stderr,
+        )
     for note in answer.notes:
         print(f"note: {note}", file=sys.stderr)
+
+
+def _print_evidence(evidence: list, abstained: bool) -> None:
+    """The books' own sentences, before the model says anything."""
+    if not evidence:
+        return
+    print("Closest passages in your books:" if abstained else "From your books:")
+    for e in evidence:
+        print(f"  [{e.n}] {page_label(e.file, e.pages)}: \u201c{' '.join(e.text.split())}\u201d")
+    print()
+
+
+def _print_support(answer: Any) -> None:
+    """Which sentences of the answer the passages do not back, and code found in none of them."""
+    support = answer.support
+    if support is None or answer.abstained:
+        return
+    unsupported = [s for s in support.sentences if not s.supported]
+    if support.mostly_unsupported:
+        print("\nMost of this answer is not found in your books: rely on the quotes above.")
+    for s in unsupported:
+        print(f"  not found in your books: {s.text}")
+    for code in support.unsupported_code:
+        print(f"  command not in your books: {code}")
 
 
 def _answer(bot: Any, question: str, preset: str, params: Any, history: list, as_json: bool) -> Any:
@@ -128,10 +164,14 @@ def _answer(bot: Any, question: str, preset: str, params: Any, history: list, as
         record = answer.as_json() | {"model_note": bot.model_info.note}
         print(json.dumps(record, ensure_ascii=False, indent=2))
         return answer
+    _print_evidence(stream.evidence, stream.abstained)
+    if stream.evidence and not stream.abstained:
+        print("Answer:")
     for piece in stream:
         print(piece, end="", flush=True)
     print()
     answer = stream.answer
+    _print_support(answer)
     _print_sources(answer)
     return answer
 
@@ -171,7 +211,16 @@ def _read_queries(path: str) -> list[str]:
         lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
     except OSError as e:
         raise ConfigError(f"cannot read --queries file: {e}") from e
-    return [json.loads(ln)["question"] if ln.startswith("{") else ln for ln in lines]
+    questions = []
+    for n, ln in enumerate(lines, start=1):
+        if not ln.startswith("{"):
+            questions.append(ln)
+            continue
+        try:
+            questions.append(str(json.loads(ln)["question"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path}:{n}: a JSON line needs a 'question' field ({e!r})") from e
+    return questions
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

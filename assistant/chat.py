@@ -1,4 +1,5 @@
-"""The assistant: question -> retrieve -> prompt within the window -> generate -> Answer.
+"""The assistant: question -> retrieve -> evidence -> prompt within the window -> generate
+-> support check -> Answer.
 
 One :class:`Assistant` is shared by every UI session: generation is serialised by a lock
 (one model, one set of torch threads, and the seed must be set and used atomically).
@@ -6,6 +7,7 @@ One :class:`Assistant` is shared by every UI session: generation is serialised b
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import monitor
+from assistant.evidence import Evidence, SourceText, excerpts, select_evidence
 from assistant.generate import Generation
 from assistant.model import resolve_model
 from assistant.presets import GenerationParams, preset_name
@@ -27,10 +30,26 @@ from assistant.prompt import (
 )
 from assistant.records import Answer, ModelInfo, Source, Timings, new_answer_id
 from assistant.retrieve import Retriever
+from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
+from core.errors import ConfigError
 from indexing.records import Hit
 
-__all__ = ["Answer", "AnswerStream", "Assistant", "ModelInfo", "Source", "Timings", "new_answer_id"]
+__all__ = [
+    "Answer",
+    "AnswerStream",
+    "Assistant",
+    "Evidence",
+    "ModelInfo",
+    "Source",
+    "Support",
+    "Timings",
+    "new_answer_id",
+]
+
+CONTEXTS = ("evidence", "passages")
+# Said instead of an answer when the best evidence is too weak (the training examples use it too).
+ABSTAIN_TEXT = "The indexed books do not seem to cover this question. The closest passages are listed below."
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 
@@ -38,11 +57,21 @@ History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 class AnswerStream:
     """Iterate for the answer's text pieces (one piece when beams); ``.answer`` when done.
 
+    ``.evidence`` and ``.sources`` are there from the start, before the first piece, so a UI
+    can show the books' own sentences while the model is still writing.
     Reading ``.answer`` before the end finishes the generation first.
     """
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[], Answer]):
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        finish: Callable[[], Answer],
+        evidence: Sequence[Evidence] = (),
+        sources: Sequence[Source] = (),
+        abstained: bool = False,
+    ):
         self._pieces, self._finish = pieces, finish
+        self.evidence, self.sources, self.abstained = list(evidence), list(sources), abstained
         self._answer: Answer | None = None
         self._gen = self._run()
 
@@ -72,6 +101,11 @@ class Assistant:
         retrieval: "dense", "bm25" or "hybrid".
         passages: passages retrieved per question (the prompt keeps what fits).
         history_turns: earlier turns offered to the prompt (the budget may keep fewer).
+        context: what the prompt offers the model: "evidence" (the best sentences with one
+            sentence of context either side) or "passages" (the retrieved passages whole).
+        evidence_sentences: evidence items picked per question (2-4 read best).
+        abstain_below: best evidence score under which the answer says the books do not cover
+            the question instead of generating one (0 = never abstain).
         embedder: the embedder settings name; the index refuses a different one. None = the index's own.
         log_file: append every answer there (JSONL); None = no log (the UI logs itself).
         load_model: load the weights now (True) or at the first question.
@@ -86,6 +120,9 @@ class Assistant:
         retrieval: str = "dense",
         passages: int = 5,
         history_turns: int = 2,
+        context: str = "evidence",
+        evidence_sentences: int = 3,
+        abstain_below: float = 0.0,
         *,
         offline_fallback: bool = True,
         cache_dir: str | None = None,
@@ -95,7 +132,12 @@ class Assistant:
         retriever: Retriever | None = None,
     ):
         self.retriever = retriever or Retriever.load(index_dir, embedder, retrieval)
+        if context not in CONTEXTS:
+            raise ConfigError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+        if evidence_sentences < 1:
+            raise ConfigError("evidence_sentences must be >= 1")
         self.passages, self.history_turns, self.log_file = passages, history_turns, log_file
+        self.context, self.evidence_sentences, self.abstain_below = context, evidence_sentences, abstain_below
         self._model_info, self._source = resolve_model(
             model_dir, base_model, offline_fallback=offline_fallback, cache_dir=cache_dir
         )
@@ -116,6 +158,9 @@ class Assistant:
             "retrieval": settings.retrieval,
             "passages": settings.passages,
             "history_turns": settings.history_turns,
+            "context": settings.context,
+            "evidence_sentences": settings.evidence_sentences,
+            "abstain_below": settings.abstain_below,
             "offline_fallback": settings.offline_fallback,
             "cache_dir": settings.cache_dir or None,
             "embedder": settings.embedder,
@@ -163,16 +208,48 @@ class Assistant:
         """The passages for ``question``, numbered as they would be cited (before the budget)."""
         return [_source(i, h, h.chunk.text) for i, h in enumerate(self.search(question, k), start=1)]
 
+    def embed(self, texts: list[str]) -> Any:
+        """The index's own embedder (unit vectors): evidence and the support check compare with it."""
+        if self.retriever.encode is None:
+            raise ConfigError("evidence needs the index's embedder")
+        return self.retriever.encode(texts)
+
+    def evidence(self, question: str, hits: Sequence[Hit]) -> list[Evidence]:
+        """The best sentences of ``hits`` for ``question`` (none without an embedder or passages)."""
+        if not hits or self.retriever.encode is None:
+            return []
+        return select_evidence(question, _source_texts(hits), self.embed, max_items=self.evidence_sentences)
+
+    def check(self, text: str, hits: Sequence[Hit]) -> Support:
+        """Each sentence of ``text`` against the passages; code spans against their exact text."""
+        if self.retriever.encode is None:
+            return NO_ANSWER
+        return check_support(text, _source_texts(hits), self.embed)
+
     def build_prompt(
-        self, question: str, hits: Sequence[Hit], history: History, max_new_tokens: int
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        history: History,
+        max_new_tokens: int,
+        evidence: Sequence[Evidence] | None = None,
     ) -> Prompt:
+        """The prompt: whole passages, or (``evidence`` given) each evidence passage's excerpt,
+        cited by the passage's own number so [n] means the same source either way."""
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
         chat = self.uses_chat_template
         render = chat_renderer(self._tokenizer.apply_chat_template) if chat else render_plain
+        if evidence:
+            texts = excerpts(_source_texts(hits), evidence)
+            passages = [
+                Passage(h.chunk.file, h.chunk.pages, texts[n], n) for n, h in _numbered(hits) if n in texts
+            ]
+        else:
+            passages = [Passage(h.chunk.file, h.chunk.pages, h.chunk.text, n) for n, h in _numbered(hits)]
         return build_prompt(
             question,
-            [Passage(h.chunk.file, h.chunk.pages, h.chunk.text) for h in hits],
+            passages,
             turns,
             count=lambda text: len(self.encode(text)),
             window=self.window,
@@ -188,17 +265,24 @@ class Assistant:
         k: int | None = None,
         preset: str | None = None,
     ) -> AnswerStream:
-        """Retrieve, build the prompt, and start generating; iterate the result for text pieces."""
-        import torch
-
+        """Retrieve, pick the evidence, build the prompt and start generating; iterate the result
+        for text pieces. Returns once the evidence is known (``.evidence``), before generating."""
         t0 = time.perf_counter()
         question = question.strip()
         hits = self.search(question, k)
-        retrieval_ms = (time.perf_counter() - t0) * 1000
-        prompt = self.build_prompt(question, hits, history, params.max_new_tokens)
-        input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
-        stops = () if self.uses_chat_template else STOP_STRINGS_PLAIN
-        gen = Generation(self._model, self._tokenizer, input_ids, params, stops, lock=self._lock)
+        t_retrieved = time.perf_counter()
+        evidence = self.evidence(question, hits)
+        t_evidence = time.perf_counter()
+        sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
+        if hits and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below):
+            return self._abstain(
+                question, params, preset, hits, sources, evidence, t0, t_retrieved, t_evidence
+            )
+        use_evidence = self.context == "evidence" and bool(evidence)
+        prompt = self.build_prompt(
+            question, hits, history, params.max_new_tokens, evidence if use_evidence else None
+        )
+        gen = self._generation(prompt, params)
         first: list[float] = []
 
         def pieces() -> Iterator[str]:
@@ -209,32 +293,94 @@ class Assistant:
 
         def finish() -> Answer:
             end = time.perf_counter()
-            shown = zip(hits, prompt.passages, strict=False)  # the prompt keeps a prefix of the hits
-            sources = [_source(i, h, p.text) for i, (h, p) in enumerate(shown, start=1)]
+            support = self.check(gen.text, hits) if hits else NO_ANSWER
+            t_checked = time.perf_counter()
+            if not use_evidence:  # whole passages: show them as the model saw them (the last may be cut)
+                shown = {p.n: p.text for p in prompt.passages}
+                sources_shown = [dataclasses.replace(s, text=shown[s.n]) for s in sources if s.n in shown]
+            else:
+                sources_shown = sources
             answer = Answer(
                 answer_id=new_answer_id(),
                 question=question,
                 text=gen.text,
+                sources=sources_shown,
+                preset=preset or preset_name(params),
+                params=params.as_dict(),
+                model_id=self._model_info.model_id,
+                fine_tuned=self._model_info.fine_tuned,
+                timings=Timings(
+                    retrieval_ms=(t_retrieved - t0) * 1000,
+                    prompt_tokens=prompt.n_tokens,
+                    ttft_ms=((first[0] if first else end) - t0) * 1000,
+                    tokens_per_s=gen.tokens_per_s,
+                    total_ms=(t_checked - t0) * 1000,
+                    new_tokens=gen.new_tokens,
+                    evidence_ms=(t_evidence - t_retrieved) * 1000,
+                    support_ms=(t_checked - end) * 1000,
+                ),
+                notes=prompt.notes,
+                evidence=evidence,
+                support=support,
+                context="evidence" if use_evidence else "passages",
+            )
+            if self.log_file:
+                monitor.log_answer(self.log_file, answer)
+            return answer
+
+        return AnswerStream(pieces(), finish, evidence, sources)
+
+    def _generation(self, prompt: Prompt, params: GenerationParams) -> Generation:
+        import torch
+
+        input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
+        stops = () if self.uses_chat_template else STOP_STRINGS_PLAIN
+        return Generation(self._model, self._tokenizer, input_ids, params, stops, lock=self._lock)
+
+    def _abstain(
+        self,
+        question: str,
+        params: GenerationParams,
+        preset: str | None,
+        hits: Sequence[Hit],
+        sources: list[Source],
+        evidence: list[Evidence],
+        t0: float,
+        t_retrieved: float,
+        t_evidence: float,
+    ) -> AnswerStream:
+        """No generation: the books do not seem to cover the question; the closest passages stay."""
+
+        def finish() -> Answer:
+            end = time.perf_counter()
+            answer = Answer(
+                answer_id=new_answer_id(),
+                question=question,
+                text=ABSTAIN_TEXT,
                 sources=sources,
                 preset=preset or preset_name(params),
                 params=params.as_dict(),
                 model_id=self._model_info.model_id,
                 fine_tuned=self._model_info.fine_tuned,
                 timings=Timings(
-                    retrieval_ms=retrieval_ms,
-                    prompt_tokens=prompt.n_tokens,
-                    ttft_ms=((first[0] if first else end) - t0) * 1000,
-                    tokens_per_s=gen.tokens_per_s,
+                    retrieval_ms=(t_retrieved - t0) * 1000,
+                    prompt_tokens=0,
+                    ttft_ms=(end - t0) * 1000,
+                    tokens_per_s=0.0,
                     total_ms=(end - t0) * 1000,
-                    new_tokens=gen.new_tokens,
+                    new_tokens=0,
+                    evidence_ms=(t_evidence - t_retrieved) * 1000,
                 ),
-                notes=prompt.notes,
+                evidence=evidence,
+                support=NO_ANSWER,
+                abstained=True,
+                context=self.context,
             )
             if self.log_file:
                 monitor.log_answer(self.log_file, answer)
             return answer
 
-        return AnswerStream(pieces(), finish)
+        return AnswerStream(iter([ABSTAIN_TEXT]), finish, evidence, sources, abstained=True)
 
     def ask(
         self,
@@ -246,6 +392,18 @@ class Assistant:
     ) -> Answer:
         """The whole answer (no streaming)."""
         return self.stream(question, params, history, k, preset).answer
+
+
+def _numbered(hits: Sequence[Hit]) -> list[tuple[int, Hit]]:
+    """Hits with their citation numbers [1], [2], ... in rank order."""
+    return list(enumerate(hits, start=1))
+
+
+def _source_texts(hits: Sequence[Hit]) -> list[SourceText]:
+    return [
+        SourceText(n, h.chunk.file, h.chunk.pages, h.chunk.text, getattr(h.chunk, "kind", "body"))
+        for n, h in _numbered(hits)
+    ]
 
 
 def _source(n: int, hit: Hit, text: str) -> Source:

@@ -89,7 +89,7 @@ class Generation:
         self.cancelled.set()
 
     def _kwargs(self) -> dict[str, Any]:
-        kwargs = self.params.generate_kwargs()
+        kwargs = self.params.generate_kwargs(prompt_len=self.input_ids.shape[1])
         attention_mask = torch.ones_like(self.input_ids)
         kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)
         if self.tokenizer.pad_token_id is not None:

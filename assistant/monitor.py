@@ -38,7 +38,7 @@ def _append(path: str | Path, record: dict[str, Any]) -> None:
 
 def log_answer(path: str | Path, answer: Any) -> None:
     """Append an :class:`assistant.chat.Answer` (time, question, source ids, preset, latencies, model)."""
-    t = answer.timings
+    t, support = answer.timings, answer.support
     _append(
         path,
         {
@@ -58,6 +58,13 @@ def log_answer(path: str | Path, answer: Any) -> None:
             "tokens_per_s": round(t.tokens_per_s, 2),
             "prompt_tokens": t.prompt_tokens,
             "new_tokens": t.new_tokens,
+            "evidence_ms": round(t.evidence_ms, 1),
+            "context": answer.context,
+            "evidence": [{"n": e.n, "pages": e.pages, "score": round(e.score, 4)} for e in answer.evidence],
+            "abstained": answer.abstained,
+            # share of the answer's sentences found in the passages: a falling mean means answers drift
+            "support_fraction": None if support is None else round(support.supported_fraction, 3),
+            "unsupported_code": [] if support is None else support.unsupported_code,
         },
     )
 
@@ -112,6 +119,10 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def summary(path: str | Path) -> dict[str, Any]:
     """Counts, median latencies, the share of 👍 among rated answers, and unreadable lines skipped."""
     log = scan_log(path)
@@ -121,6 +132,8 @@ def summary(path: str | Path) -> dict[str, Any]:
         for r in log.records
         if r.get("type") == "feedback" and _number(r.get("rating"))
     }
+
+    supports = [float(r["support_fraction"]) for r in answers if _number(r.get("support_fraction"))]
 
     def median(key: str) -> float | None:
         values = sorted(r[key] for r in answers if _number(r.get(key)))
@@ -133,5 +146,7 @@ def summary(path: str | Path) -> dict[str, Any]:
         "median_retrieval_ms": median("retrieval_ms"),
         "median_ttft_ms": median("ttft_ms"),
         "median_total_ms": median("total_ms"),
+        "mean_support_fraction": _mean(supports),
+        "abstained": sum(bool(r.get("abstained")) for r in answers),
         "unreadable_lines": log.skipped,
     }

@@ -48,6 +48,7 @@ class Passage:
     file: str
     pages: Sequence[int]
     text: str
+    n: int = 0  # its citation number [n]; 0 = its position in the prompt (1, 2, ...)
 
     @property
     def where(self) -> str:
@@ -106,7 +107,9 @@ def _defuse(text: str) -> str:
 
 
 def format_passage(n: int, passage: Passage) -> str:
-    return f"[{n}] ({passage.where}) {_defuse(passage.text)}"
+    """``[n] (file p. X) text``; a passage that carries its own number keeps it (evidence excerpts
+    are cited by the number of the passage they come from, so [n] means one source everywhere)."""
+    return f"[{passage.n or n}] ({passage.where}) {_defuse(passage.text)}"
 
 
 def sources_block(formatted: Sequence[str]) -> str:

@@ -8,6 +8,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from assistant.evidence import Evidence
+from assistant.support import Support
+
 
 def page_label(file: str, pages: Sequence[int]) -> str:
     """``bashref.pdf p. 37`` or ``bashref.pdf pp. 37-38``: how prompts, answers and logs cite a passage."""
@@ -42,6 +45,8 @@ class Timings:
     tokens_per_s: float  # new tokens / generation seconds
     total_ms: float  # from the question to the finished answer
     new_tokens: int  # tokens generated
+    evidence_ms: float = 0.0  # picking the evidence sentences (shown before generation starts)
+    support_ms: float = 0.0  # checking the answer's sentences against the passages
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +74,22 @@ class Answer:
     timings: Timings
     created_at: float = dataclasses.field(default_factory=time.time)  # unix time
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. passages cut, history dropped
+    evidence: list[Evidence] = dataclasses.field(default_factory=list)  # best sentences, best first
+    support: Support | None = None  # each answer sentence checked against the passages
+    abstained: bool = False  # the evidence was too weak: the text says the books do not cover it
+    context: str = "passages"  # what the prompt offered the model: "evidence" excerpts or whole "passages"
+
+    @property
+    def delivered_text(self) -> str:
+        """The answer as a reader gets it: the books' sentences first (quoted, cited), then what the
+        model wrote. An answer read this way is never worse than quoting the books."""
+        quotes = [f"\u201c{' '.join(e.text.split())}\u201d [{e.n}]" for e in self.evidence]
+        return "\n".join([*quotes, self.text] if not self.abstained else [self.text, *quotes])
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        record["evidence"] = [e.as_json() for e in self.evidence]
+        return record
 
 
 def new_answer_id() -> str:

@@ -2,11 +2,17 @@
 
 - retrieval: hit@1/3/5 and MRR@5 for dense, BM25 and hybrid (gold = file + any gold page);
 - held-out perplexity of the base and the fine-tuned model (the training split's held-out chunks);
-- answer token-F1 against the reference answers with the technical preset, for the base model
-  without retrieval, the base model with retrieval, and the fine-tuned model with retrieval;
-- latency p50/p95 of retrieval, time to first token and total, per setup.
+- answers, per setup: the landed behaviour (whole passages, 4-beam technical preset) as the
+  baseline; the evidence alone (the books' best sentences, no model); the base and the
+  fine-tuned model with the default pipeline (evidence prompt, default preset). For each:
+  token-F1 against the reference answers (of the answer as delivered: quotes, then the model's
+  text; and of the model's text alone), support fraction, unsupported code spans, citation
+  accuracy (a cited [n] is from the gold file and a gold page), abstentions, TTFT and total p50/p95;
+- abstention: the best evidence score of answerable and unanswerable questions, the threshold
+  that separates them best, and how often each kind is refused at the configured threshold.
 
-Questions: JSONL with ``question``, ``file``, ``pages`` and ``answer`` (other fields ignored).
+Questions: JSONL with ``question``, ``file``, ``pages`` and ``answer`` (other fields ignored);
+unanswerable questions: JSONL with ``question``.
 """
 
 from __future__ import annotations
@@ -31,15 +37,25 @@ class Setup:
     name: str
     model_id: str
     retrieval: bool
-    f1: list[float] = dataclasses.field(default_factory=list)
+    f1: list[float] = dataclasses.field(default_factory=list)  # the answer as delivered
+    f1_model: list[float] = dataclasses.field(default_factory=list)  # the model's text alone
+    support: list[float] = dataclasses.field(default_factory=list)  # per answered question
+    unsupported_code: list[int] = dataclasses.field(default_factory=list)
+    citation: list[float] = dataclasses.field(default_factory=list)  # per answer that cites
+    abstained: list[bool] = dataclasses.field(default_factory=list)
     retrieval_ms: list[float] = dataclasses.field(default_factory=list)
     ttft_ms: list[float] = dataclasses.field(default_factory=list)
     total_ms: list[float] = dataclasses.field(default_factory=list)
+    prompt_tokens: list[int] = dataclasses.field(default_factory=list)
     examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def mean_f1(self) -> float:
-        return sum(self.f1) / len(self.f1) if self.f1 else float("nan")
+        return _mean(self.f1)
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def eval_retrieval(
@@ -89,18 +105,85 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
     return out
 
 
-def run_answers(assistant: Any, setup: Setup, questions: Sequence[DevQuestion], params: Any) -> Setup:
+def citation_accuracy(cited: Sequence[int], sources: Sequence[Any], q: DevQuestion) -> float | None:
+    """Share of the cited [n] that point at a source from the gold file sharing a gold page."""
+    from assistant.retrieve import first_relevant_rank
+
+    by_n = {s.n: s for s in sources}
+    cited = [n for n in cited if n in by_n]
+    if not cited:
+        return None
+    good = [first_relevant_rank([(by_n[n].file, by_n[n].pages)], q.file, q.pages) == 1 for n in cited]
+    return sum(good) / len(good)
+
+
+def run_answers(
+    assistant: Any,
+    setup: Setup,
+    questions: Sequence[DevQuestion],
+    params: Any,
+    preset: str,
+    mode: str = "model",
+) -> Setup:
+    """Answer every question; ``mode`` "evidence" scores the evidence alone (no generation)."""
     from tqdm import tqdm
 
+    from benchmarks.metrics import cited_numbers
+
     for q in tqdm(questions, desc=f"answers: {setup.name}", unit="q"):
-        answer = assistant.ask(q.question, params, k=None if setup.retrieval else 0, preset="technical")
-        setup.f1.append(token_f1(answer.text, q.answer))
+        if mode == "evidence":
+            t0 = time.perf_counter()
+            hits = assistant.search(q.question)
+            evidence = assistant.evidence(q.question, hits)
+            ms = (time.perf_counter() - t0) * 1000
+            text = " ".join(e.text for e in evidence)
+            setup.f1.append(token_f1(text, q.answer))
+            setup.f1_model.append(float("nan"))
+            setup.citation += [
+                x for x in [citation_accuracy([e.n for e in evidence], _numbered(hits), q)] if x is not None
+            ]
+            setup.abstained.append(False)
+            setup.retrieval_ms.append(ms)
+            setup.ttft_ms.append(ms)
+            setup.total_ms.append(ms)
+            setup.prompt_tokens.append(0)
+            if len(setup.examples) < 3:
+                setup.examples.append((q.question, text))
+            continue
+        answer = assistant.ask(q.question, params, k=None if setup.retrieval else 0, preset=preset)
+        setup.f1.append(token_f1(answer.delivered_text, q.answer))
+        setup.f1_model.append(token_f1(answer.text, q.answer))
+        setup.abstained.append(answer.abstained)
+        if answer.support is not None and not answer.abstained:
+            setup.support.append(answer.support.supported_fraction)
+            setup.unsupported_code.append(len(answer.support.unsupported_code))
+        accuracy = citation_accuracy(cited_numbers(answer.text), answer.sources, q)
+        if accuracy is not None:
+            setup.citation.append(accuracy)
         setup.retrieval_ms.append(answer.timings.retrieval_ms)
         setup.ttft_ms.append(answer.timings.ttft_ms)
         setup.total_ms.append(answer.timings.total_ms)
+        setup.prompt_tokens.append(answer.timings.prompt_tokens)
         if len(setup.examples) < 3:
-            setup.examples.append((q.question, answer.text.strip()))
+            setup.examples.append((q.question, answer.delivered_text.strip()))
     return setup
+
+
+def _numbered(hits: Sequence[Any]) -> list[Any]:
+    from assistant.records import Source
+
+    return [
+        Source(n, h.chunk.file, h.chunk.pages, h.score, "", h.chunk.chunk_id) for n, h in enumerate(hits, 1)
+    ]
+
+
+def abstention_scores(assistant: Any, questions: Sequence[str]) -> list[float]:
+    """The best evidence score per question (0 when no sentence qualifies): what abstention reads."""
+    out = []
+    for q in questions:
+        evidence = assistant.evidence(q, assistant.search(q))
+        out.append(evidence[0].score if evidence else 0.0)
+    return out
 
 
 def _bar_chart(path: Path, title: str, groups: dict[str, dict[str, float]], ylabel: str) -> None:
@@ -138,6 +221,7 @@ def write_report(
     ppl: dict[str, float],
     setups: list[Setup],
     info: dict[str, Any],
+    abstention: dict[str, Any] | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
@@ -178,40 +262,88 @@ def write_report(
     lines.append("")
 
     if setups:
-        lines += [
-            "## Answers (technical preset; token F1 against the reference answers)",
-            "",
-            "| setup | model | F1 | retrieval ms p50 / p95 | TTFT ms p50 / p95 | total ms p50 / p95 |",
-            "|---|---|---|---|---|---|",
-        ]
-        for s in setups:
-            lines.append(
-                f"| {s.name} | {s.model_id} | {_fmt(s.mean_f1)} | "
-                f"{_fmt(percentile(s.retrieval_ms, 50), 0)} / {_fmt(percentile(s.retrieval_ms, 95), 0)} | "
-                f"{_fmt(percentile(s.ttft_ms, 50), 0)} / {_fmt(percentile(s.ttft_ms, 95), 0)} | "
-                f"{_fmt(percentile(s.total_ms, 50), 0)} / {_fmt(percentile(s.total_ms, 95), 0)} |"
-            )
-        by_name = {s.name: s for s in setups}
-        ft, base_rag = by_name.get("fine-tuned + retrieval"), by_name.get("base + retrieval")
-        if ft and base_rag and ft.mean_f1 < base_rag.mean_f1:
-            lines += [
-                "",
-                f"**The fine-tuned model answers worse than the base model with retrieval "
-                f"(F1 {ft.mean_f1:.3f} vs {base_rag.mean_f1:.3f}).**",
-            ]
-        lines += ["", f"![answers](eval-{stamp}-answers.png)", "", "### Example answers", ""]
-        _bar_chart(
-            out_dir / f"eval-{stamp}-answers.png",
-            "Answer token F1",
-            {s.name: {"F1": s.mean_f1} for s in setups},
-            "F1",
-        )
-        for s in setups:
-            for question, text in s.examples[:1]:
-                lines += [f"- *{s.name}* — {question}", f"  > {text[:400].replace(chr(10), ' ')}", ""]
+        lines += _answers_section(out_dir, stamp, setups)
+    if abstention:
+        lines += _abstention_section(abstention)
     path = out_dir / f"eval-{stamp}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _p(xs: Sequence[float], q: float) -> str:
+    return _fmt(percentile(xs, q), 0)
+
+
+def _answers_section(out_dir: Path, stamp: str, setups: list[Setup]) -> list[str]:
+    lines = [
+        "## Answers",
+        "",
+        "F1 = token F1 against the reference answers, of the answer as delivered (the books' quotes, then "
+        "the model's text) and of the model's text alone. Support = share of the model's sentences found "
+        "in the passages; code = code spans found in no passage; citations = cited [n] from a gold page.",
+        "",
+        "| setup | model | F1 | F1 model text | support | unsupported code | citations | abstained | "
+        "prompt tok p50 | TTFT ms p50 / p95 | total ms p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in setups:
+        code = (
+            f"{sum(s.unsupported_code)} in {sum(c > 0 for c in s.unsupported_code)} answers"
+            if s.support
+            else "–"
+        )
+        lines.append(
+            f"| {s.name} | {s.model_id} | {_fmt(s.mean_f1)} | {_fmt(_mean(s.f1_model))} | "
+            f"{_fmt(_mean(s.support))} | {code} | {_fmt(_mean(s.citation))} ({len(s.citation)}) | "
+            f"{sum(s.abstained)}/{len(s.abstained)} | "
+            f"{_p(s.prompt_tokens, 50)} | {_p(s.ttft_ms, 50)} / {_p(s.ttft_ms, 95)} | "
+            f"{_p(s.total_ms, 50)} / {_p(s.total_ms, 95)} |"
+        )
+    by_name = {s.name: s for s in setups}
+    baseline = next((s for s in setups if s.name.startswith("landed")), None)
+    if baseline:
+        lines.append("")
+        for s in setups:
+            if s is not baseline and s.f1:
+                lines.append(
+                    f"- {s.name}: F1 {s.mean_f1 / baseline.mean_f1:.2f}x the landed baseline, total time p50 "
+                    f"{percentile(s.total_ms, 50) / percentile(baseline.total_ms, 50):.2f}x"
+                )
+    ft, base_rag = by_name.get("fine-tuned + RAG (default)"), by_name.get("base + RAG (default)")
+    if ft and base_rag and ft.mean_f1 < base_rag.mean_f1:
+        lines += [
+            "",
+            f"**The fine-tuned model answers worse than the base model with retrieval "
+            f"(F1 {ft.mean_f1:.3f} vs {base_rag.mean_f1:.3f}).**",
+        ]
+    lines += ["", f"![answers](eval-{stamp}-answers.png)", "", "### Example answers", ""]
+    _bar_chart(
+        out_dir / f"eval-{stamp}-answers.png",
+        "Answers",
+        {s.name: {"F1": s.mean_f1, "support": _mean(s.support) if s.support else 0.0} for s in setups},
+        "score",
+    )
+    for s in setups:
+        for question, text in s.examples[:1]:
+            lines += [f"- *{s.name}* — {question}", f"  > {text[:500].replace(chr(10), ' ')}", ""]
+    return lines
+
+
+def _abstention_section(a: dict[str, Any]) -> list[str]:
+    return [
+        "## Abstention (best evidence score per question)",
+        "",
+        f"Answerable questions ({len(a['answerable'])}): score p5 {_fmt(percentile(a['answerable'], 5))}, "
+        f"p50 {_fmt(percentile(a['answerable'], 50))}. "
+        f"Unanswerable ({len(a['unanswerable'])}, `{a['file']}`): "
+        f"p50 {_fmt(percentile(a['unanswerable'], 50))}, p95 {_fmt(percentile(a['unanswerable'], 95))}.",
+        "",
+        f"Best separating threshold: {_fmt(a['best'][0])} (balanced accuracy {_fmt(a['best'][1])}). "
+        f"At the configured `abstain_below` = {a['threshold']}: {a['refused_answerable']} of "
+        f"{len(a['answerable'])} answerable and {a['refused_unanswerable']} of {len(a['unanswerable'])} "
+        "unanswerable questions are refused.",
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,10 +353,32 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_args(
-        parser, "index_dir", "model_dir", "base_model", "offline_fallback", "cache_dir", "eval_blocks"
+        parser,
+        "index_dir",
+        "model_dir",
+        "base_model",
+        "offline_fallback",
+        "cache_dir",
+        "eval_blocks",
+        "preset",
+        "passages",
+        "context",
+        "evidence_sentences",
+        "abstain_below",
     )
     parser.add_argument("--questions", default="data/dev_questions.jsonl", help="JSONL question set")
     parser.add_argument("--limit", type=int, default=0, help="answer only the first N questions (0 = all)")
+    parser.add_argument(
+        "--baseline-limit",
+        type=int,
+        default=0,
+        help="answer only the first N questions with the slow landed baseline (0 = as --limit)",
+    )
+    parser.add_argument(
+        "--unanswerable",
+        default="data/dev_unanswerable.jsonl",
+        help="questions the books do not answer, to choose the abstention threshold (skipped if missing)",
+    )
     parser.add_argument("--skip-answers", action="store_true", help="retrieval and perplexity only")
     parser.add_argument("--skip-perplexity", action="store_true")
     parser.add_argument("--out", default="reports", help="report folder")
@@ -236,11 +390,80 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def answer_setups(
+    args: argparse.Namespace,
+    settings: Any,
+    questions: Sequence[DevQuestion],
+    retriever: Any,
+    info: Any,
+    ft: Any,
+    base_source: Any,
+) -> list[Setup]:
+    """The baseline (landed behaviour), the evidence alone, then base and fine-tuned with the defaults."""
+    from assistant.chat import Assistant
+    from assistant.presets import PRESETS, get_params
+
+    asked = questions[: args.limit] if args.limit else questions
+    params = get_params(settings.preset)
+    base = Assistant.from_settings(
+        settings, model_dir=None, base_model=base_source.name, retriever=retriever, log_file=None
+    )
+    model_id = base.model_info.model_id
+    setups = [run_answers(base, Setup("evidence only (no model)", "–", True), asked, params, "", "evidence")]
+    baseline = questions[: args.baseline_limit] if args.baseline_limit else asked
+    base.context, base.abstain_below = "passages", 0.0  # as landed: whole passages, never abstains
+    setups.append(
+        run_answers(
+            base,
+            Setup("landed: passages + technical", model_id, True),
+            baseline,
+            PRESETS["technical"],
+            "technical",
+        )
+    )
+    base.context, base.abstain_below = settings.context, settings.abstain_below
+    setups.append(
+        run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)
+    )
+    del base
+    if info.fine_tuned:
+        ft.load_model()
+        setups.append(
+            run_answers(
+                ft, Setup("fine-tuned + RAG (default)", info.model_id, True), asked, params, settings.preset
+            )
+        )
+    else:
+        print("No fine-tuned model: run `make train` to compare it.", flush=True)
+    return setups
+
+
+def eval_abstention(
+    assistant: Any, questions: Sequence[DevQuestion], unanswerable_path: str, threshold: float
+) -> dict[str, Any]:
+    import json
+
+    from benchmarks.metrics import choose_threshold
+
+    lines = Path(unanswerable_path).read_text(encoding="utf-8").splitlines()
+    unanswerable = [str(json.loads(ln)["question"]) for ln in lines if ln.strip()]
+    pos = abstention_scores(assistant, [q.question for q in questions])
+    neg = abstention_scores(assistant, unanswerable)
+    return {
+        "file": unanswerable_path,
+        "answerable": pos,
+        "unanswerable": neg,
+        "best": choose_threshold(pos, neg),
+        "threshold": threshold,
+        "refused_answerable": sum(s < threshold for s in pos),
+        "refused_unanswerable": sum(s < threshold for s in neg),
+    }
+
+
 def _run(args: argparse.Namespace, settings: Any) -> int:
     import platform
 
     from assistant.chat import Assistant
-    from assistant.presets import PRESETS
     from assistant.retrieve import Retriever, read_dev_questions
     from core.sources import resolve_lm
 
@@ -265,25 +488,10 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
     setups: list[Setup] = []
     if not args.skip_answers:
-        asked = questions[: args.limit] if args.limit else questions
-        params = PRESETS["technical"]
-        base = Assistant.from_settings(
-            settings, model_dir=None, base_model=base_source.name, retriever=retriever, log_file=None
-        )
-        setups.append(
-            run_answers(base, Setup("base, no retrieval", base.model_info.model_id, False), asked, params)
-        )
-        setups.append(
-            run_answers(base, Setup("base + retrieval", base.model_info.model_id, True), asked, params)
-        )
-        del base
-        if info.fine_tuned:
-            ft.load_model()
-            setups.append(
-                run_answers(ft, Setup("fine-tuned + retrieval", info.model_id, True), asked, params)
-            )
-        else:
-            print("No fine-tuned model: run `make train` to compare it.", flush=True)
+        setups = answer_setups(args, settings, questions, retriever, info, ft, base_source)
+    abstention = None
+    if Path(args.unanswerable).is_file():
+        abstention = eval_abstention(ft, questions, args.unanswerable, settings.abstain_below)
 
     report = write_report(
         Path(args.out),
@@ -300,6 +508,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             "base_model": base_source.description,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
         },
+        abstention,
     )
     print(report.read_text(encoding="utf-8"))
     print(f"Report: {report} ({time.time() - t0:.0f} s)")

@@ -223,3 +223,60 @@ def test_cli_ask_json(index_dir: Path, lm_1024: Path, tmp_path: Path, capsys, mo
     record = json.loads(capsys.readouterr().out)
     assert record["sources"][0]["file"] == "bash.pdf" and record["timings"]["new_tokens"] > 0
     assert record["preset"] == "custom" and "no fine-tuned model" in record["model_note"]
+    assert set(record["evidence"][0]) == {"n", "file", "pages", "text", "score"}
+    assert record["evidence"][0]["file"] == "bash.pdf" and "2>" in record["evidence"][0]["text"]
+    support = record["support"]
+    assert set(support) == {"supported_fraction", "sentences", "unsupported_code"}
+    assert all(set(s) == {"text", "supported", "source", "score"} for s in support["sentences"])
+
+
+@pytest.mark.slow
+def test_cli_ask_prints_the_evidence_before_the_answer(
+    index_dir: Path, lm_1024: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(indexing.embed, "Embedder", lambda name, **kw: FakeEmbedder())
+    argv = ["ask", QUESTION, "--index", str(index_dir), "--model", str(tmp_path / "none")]
+    argv += ["--base-model", str(lm_1024), "--max-new-tokens", "6", "--log-file", ""]
+    argv += ["--embedder", "fake-words"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("From your books:\n  [1] bash.pdf pp. 4-5: \u201cRedirection opens files")
+    assert out.out.index("Answer:") > out.out.index("From your books:")
+    assert "support: " in out.err
+
+
+@pytest.mark.slow
+def test_evidence_is_known_before_generation_and_shortens_the_prompt(bot: Assistant) -> None:
+    params = PRESETS["precise"].replace(max_new_tokens=6)
+    stream = bot.stream(QUESTION, params)
+    assert stream.evidence and stream.evidence[0].file == "bash.pdf"  # before any piece is read
+    assert "2> to send standard error" in stream.evidence[0].text
+    answer = stream.answer
+    assert answer.context == "evidence" and answer.evidence == stream.evidence
+    assert answer.support is not None and answer.timings.evidence_ms > 0
+    bot.context = "passages"
+    whole = bot.ask(QUESTION, params)
+    assert whole.context == "passages" and whole.timings.prompt_tokens > answer.timings.prompt_tokens
+    assert [s.n for s in whole.sources] == [s.n for s in answer.sources]  # one numbering either way
+
+
+@pytest.mark.slow
+def test_weak_evidence_abstains_without_generating(bot: Assistant, tmp_path: Path) -> None:
+    from assistant.chat import ABSTAIN_TEXT
+
+    bot.abstain_below = 0.99  # no sentence of the tiny book is that close to the question
+    stream = bot.stream("What is the airspeed of a swallow?", PRESETS["precise"])
+    assert stream.abstained and list(stream) == [ABSTAIN_TEXT]
+    answer = stream.answer
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.timings.new_tokens == 0
+    assert answer.sources  # the closest passages are still shown
+    logged = monitor.read_log(tmp_path / "answers.jsonl")[-1]
+    assert logged["abstained"] is True and logged["support_fraction"] == 1.0
+
+
+def test_context_setting_is_checked(index_dir: Path) -> None:
+    from core.errors import ConfigError
+
+    retriever = Retriever.load(index_dir, encoder=FakeEmbedder())
+    with pytest.raises(ConfigError, match="context must be one of evidence, passages"):
+        Assistant(index_dir, retriever=retriever, context="pages", load_model=False)

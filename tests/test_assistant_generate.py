@@ -19,6 +19,7 @@ from assistant.presets import (
 from core.errors import ConfigError
 
 TABLE = {  # the issue's table: temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams
+    "precise": (0.3, 0, 1.0, 1.3, 150, 1),
     "technical": (0.3, 0, 0.85, 1.5, 150, 4),
     "balanced": (0.7, 0, 0.9, 1.2, 200, 4),
     "creative": (0.9, 50, 0.95, 1.2, 200, 1),
@@ -32,12 +33,38 @@ def test_preset_values_and_valid_generate_kwargs(name: str) -> None:
     p = PRESETS[name]
     values = (p.temperature, p.top_k, p.top_p, p.repetition_penalty, p.max_new_tokens, p.num_beams)
     assert values == TABLE[name]
-    kwargs = p.generate_kwargs()
+    kwargs = p.generate_kwargs(prompt_len=10)
     assert "max_length" not in kwargs and kwargs["max_new_tokens"] == p.max_new_tokens
+    assert kwargs["repetition_penalty"] == 1.0  # transformers' own would count the prompt
+    assert len(kwargs.pop("logits_processor")) == 1  # ours counts generated tokens only
     if not p.do_sample:  # sampling knobs are not passed where they would be ignored
         assert kwargs["temperature"] is None and kwargs["top_p"] is None
     GenerationConfig(**kwargs).validate(strict=True)  # raises on ignored or contradictory flags
     assert p.streams == (p.num_beams == 1)
+
+
+def test_repetition_penalty_ignores_the_prompt() -> None:
+    """A token only in the sources (the prompt) keeps its score; a token the answer already said is
+    penalised. transformers' default penalty would push the model away from every source word."""
+    import torch
+
+    processor = GenerationParams(repetition_penalty=1.5).generate_kwargs(prompt_len=4)["logits_processor"][0]
+    input_ids = torch.tensor([[5, 6, 7, 5, 8]])  # prompt 5 6 7 5 | generated 8
+    scores = torch.full((1, 10), 3.0)
+    out = processor(input_ids, scores.clone())
+    assert out[0, 7].item() == pytest.approx(3.0)  # only in the prompt: not penalised
+    assert out[0, 5].item() == pytest.approx(3.0)
+    assert out[0, 8].item() == pytest.approx(2.0)  # generated already: 3.0 / 1.5
+    assert "logits_processor" not in GenerationParams(repetition_penalty=1.0).generate_kwargs(prompt_len=4)
+
+
+def test_beam_presets_are_labelled_slower_and_the_default_streams_deterministically() -> None:
+    from assistant.presets import DEFAULT_PRESET, PRESET_HELP
+
+    default = PRESETS[DEFAULT_PRESET]
+    assert default.streams and not default.do_sample
+    for name, p in PRESETS.items():
+        assert ("slower" in PRESET_HELP[name]) == (not p.streams)
 
 
 def test_sampling_semantics() -> None:
@@ -56,7 +83,7 @@ def test_custom_and_validation() -> None:
     assert get_params("creative", num_beams=2).num_beams == 2
     assert preset_name(PRESETS["balanced"]) == "balanced"
     assert preset_name(PRESETS["balanced"].replace(top_k=7)) == CUSTOM
-    assert PRESET_NAMES == ("technical", "balanced", "creative", "custom")
+    assert PRESET_NAMES == ("precise", "technical", "balanced", "creative", "custom")
     with pytest.raises(ConfigError, match="unknown preset"):
         get_params("wild")
     with pytest.raises(ConfigError, match="unknown generation parameter"):

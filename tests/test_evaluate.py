@@ -31,9 +31,32 @@ def test_report_says_plainly_when_fine_tuning_did_worse(tmp_path: Path):
         m: {"hit@1": 0.5, "hit@3": 0.7, "hit@5": 0.9, "mrr@5": 0.6} for m in ("dense", "bm25", "hybrid")
     }
     setups = [
-        Setup("base + retrieval", "base", True, f1=[0.4, 0.2], ttft_ms=[10, 20], total_ms=[30, 40]),
-        Setup("fine-tuned + retrieval", "ft", True, f1=[0.1, 0.1], ttft_ms=[10, 20], total_ms=[30, 40]),
+        Setup(
+            "landed: passages + technical", "base", True, f1=[0.2, 0.2], ttft_ms=[90, 99], total_ms=[90, 99]
+        ),
+        Setup("base + RAG (default)", "base", True, f1=[0.4, 0.2], ttft_ms=[10, 20], total_ms=[30, 40]),
+        Setup(
+            "fine-tuned + RAG (default)",
+            "ft",
+            True,
+            f1=[0.1, 0.1],
+            support=[1.0, 0.5],
+            unsupported_code=[0, 2],
+            citation=[1.0],
+            abstained=[False, True],
+            ttft_ms=[10, 20],
+            total_ms=[30, 40],
+        ),
     ]
+    abstention = {
+        "file": "u.jsonl",
+        "answerable": [0.6, 0.7],
+        "unanswerable": [0.2, 0.3],
+        "best": (0.6, 1.0),
+        "threshold": 0.5,
+        "refused_answerable": 0,
+        "refused_unanswerable": 2,
+    }
     info = {
         "index_dir": "idx",
         "index": {"files": 1, "chunks": 2},
@@ -42,9 +65,14 @@ def test_report_says_plainly_when_fine_tuning_did_worse(tmp_path: Path):
         "base_model": "base",
         "machine": "test",
     }
-    report = write_report(tmp_path, "q.jsonl", 2, retrieval, {"base": 10.0, "fine-tuned": 12.0}, setups, info)
+    ppl = {"base": 10.0, "fine-tuned": 12.0}
+    report = write_report(tmp_path, "q.jsonl", 2, retrieval, ppl, setups, info, abstention)
     text = report.read_text()
     assert "fine-tuned model is worse than the base on held-out text" in text
     assert "fine-tuned model answers worse than the base model with retrieval" in text
     assert "| hybrid | 0.500 | 0.700 | 0.900 | 0.600 |" in text
+    assert "| 0.750 | 2 in 1 answers | 1.000 (1) | 1/2 |" in text  # support, code, citations, abstained
+    assert "base + RAG (default): F1 1.50x the landed baseline, total time p50 0.37x" in text
+    assert "Best separating threshold: 0.600 (balanced accuracy 1.000)" in text
+    assert "0 of 2 answerable and 2 of 2 unanswerable questions are refused" in text
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".md", ".png", ".png"]

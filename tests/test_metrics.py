@@ -34,3 +34,29 @@ def test_percentile(values, q, expected):
 
 def test_percentile_empty_is_nan():
     assert math.isnan(percentile([], 50))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Use 2> [1]. See [2, 3] and [1].", [1, 2, 3]), ("no citations", []), ("[10]", [10])],
+)
+def test_cited_numbers(text: str, expected: list[int]) -> None:
+    from benchmarks.metrics import cited_numbers
+
+    assert cited_numbers(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("answerable", "unanswerable", "threshold", "accuracy"),
+    [
+        ([0.6, 0.7, 0.8], [0.2, 0.3], 0.6, 1.0),  # separable: the lowest score that keeps all answerable
+        ([0.5, 0.7], [0.2, 0.6], 0.5, 0.75),  # overlap: best balanced accuracy, lowest threshold on ties
+        ([0.5], [], 0.0, None),  # nothing to separate
+    ],
+)
+def test_choose_threshold(answerable, unanswerable, threshold, accuracy) -> None:
+    from benchmarks.metrics import choose_threshold
+
+    t, acc = choose_threshold(answerable, unanswerable)
+    assert t == pytest.approx(threshold)
+    assert (acc != acc) if accuracy is None else acc == pytest.approx(accuracy)

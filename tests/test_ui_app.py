@@ -67,12 +67,14 @@ def test_question_renders_answer_and_sources(make_app):
     messages = at.chat_message
     assert [m.name for m in messages] == ["user", "assistant"]
     answer = messages[1]
-    assert "[1]" in answer.markdown[0].value
+    assert any("to a file [1]" in m.value for m in answer.markdown)
     (expander,) = answer.expander
     assert expander.label == "Sources (1)"
     heading = expander.markdown[0].value
     assert "bashref.pdf pp. 37-38" in heading and "score 0.830" in heading and "cited" in heading
-    assert ":orange-background[redirect]" in expander.markdown[1].value
+    assert (
+        ":orange-background[redirects]" in expander.markdown[1].value
+    )  # question words, outside the evidence
     assert "\\$HOME" in expander.markdown[1].value  # shown literally, not as LaTeX
     # sources are stored in the message: they re-render on the next run
     at.run()
@@ -82,7 +84,7 @@ def test_question_renders_answer_and_sources(make_app):
 
 
 def test_switching_presets_changes_sliders_and_editing_switches_to_custom(make_app):
-    at = make_app().run()
+    at = make_app("--preset", "technical").run()
     assert at.selectbox(key="preset").value == "technical"
     assert at.slider(key="num_beams").value == 4
     assert at.slider(key="temperature").value == pytest.approx(0.3)
@@ -121,9 +123,49 @@ def test_beams_preset_answers_whole_and_sampling_preset_streams(make_app):
     _ask(at, "What is a pipeline?")
     at.selectbox(key="preset").select("creative").run()
     _ask(at, "And a variable?")
-    assert ui_support.CALLS == [("ask", "What is a pipeline?"), ("stream", "And a variable?")]
+    # both go through stream(): the evidence is shown before generation in either case
+    assert ui_support.CALLS == [("stream", "What is a pipeline?"), ("stream", "And a variable?")]
     assert "beam search, 4 beams" in _captions(at.chat_message[1])
     assert "streamed" in _captions(at.chat_message[3])
+
+
+def test_default_preset_streams_and_beam_presets_say_they_are_slower(make_app):
+    at = make_app().run()
+    box = at.selectbox(key="preset")
+    assert box.value == "precise"
+    assert at.slider(key="num_beams").value == 1
+    assert "technical (slower, no streaming)" in box.options and "precise" in box.options
+
+
+def test_evidence_comes_first_and_unsupported_sentences_are_marked(make_app):
+    at = _ask(make_app().run(), "How do I redirect stderr?")
+    answer = at.chat_message[1]
+    texts = [m.value for m in answer.markdown]
+    first = texts.index(next(t for t in texts if "From your books" in t))
+    quote = texts[first + 1]
+    assert "To redirect standard error to a file, use 2" in quote and "bashref.pdf pp. 37-38" in quote
+    marked = next(t for t in texts if "Bash was written" in t)
+    assert texts.index(marked) > first  # the evidence is above the answer
+    assert "1802 by a cat. :red-badge[not found in your books]" in marked
+    assert "[1]. :red-badge" not in marked  # the supported sentence is not marked
+    # inside its passage, the evidence sentence is highlighted
+    passage = answer.expander[0].markdown[1].value
+    assert passage.startswith(":green-background[To redirect standard error to a file, use 2\\> file\\.]")
+
+
+def test_mostly_unsupported_answers_warn_and_made_up_commands_are_listed(make_app):
+    at = _ask(make_app().run(), "danger: how do I clean up?")
+    answer = at.chat_message[1]
+    assert not [w for w in answer.warning if "Most of this answer" in w.value]  # 0.5 is not "most"
+    assert "Commands not found in your books: `rm -rf /`" in _captions(answer)
+
+
+def test_abstention_shows_the_closest_passages_instead_of_an_answer(make_app):
+    at = _ask(make_app().run(), "Something unrelated?")
+    answer = at.chat_message[1]
+    assert "do not seem to cover" in answer.info[0].value
+    assert any("Closest passages in your books" in m.value for m in answer.markdown)
+    assert not [m for m in answer.markdown if "red-badge" in m.value]
 
 
 def test_feedback_is_logged_and_clear_chat_empties_history(make_app):

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from assistant.chat import Answer, ModelInfo, Source, Timings
+from assistant.chat import ABSTAIN_TEXT, Answer, Evidence, ModelInfo, Source, Support, Timings
+from assistant.support import SentenceSupport
 
 CALLS: list[tuple[str, str]] = []  # (method, question) for every answer the fake gave
 
@@ -20,6 +21,8 @@ PASSAGE = (
     "To redirect standard error to a file, use 2> file. The form &> file redirects both "
     "standard output and standard error; $HOME is expanded first."
 )
+EVIDENCE_END = PASSAGE.index(" The form")  # the first sentence is the evidence
+ANSWER = "Use `2> file` to send stderr to a file [1]. Bash was written in 1802 by a cat."
 
 
 class FakeAssistant:
@@ -45,16 +48,31 @@ class FakeAssistant:
         return [Source(1, "manuals/bashref.pdf", [37, 38], 0.83, PASSAGE, "c7")]
 
     def _answer(self, question: str, params: Any, preset: str | None = None) -> Answer:
+        abstain = "unrelated" in question  # the fake's books do not cover it
+        evidence = [
+            Evidence(1, "manuals/bashref.pdf", [37, 38], PASSAGE[:EVIDENCE_END], 0.71, 0, EVIDENCE_END)
+        ]
+        support = Support(
+            0.5,
+            [
+                SentenceSupport("Use `2> file` to send stderr to a file [1].", True, 1, 0.8),
+                SentenceSupport("Bash was written in 1802 by a cat.", False, 1, 0.2),
+            ],
+            ["rm -rf /"] if "danger" in question else [],
+        )
         return Answer(
             answer_id=f"a{len(CALLS)}",
             question=question,
-            text="Use `2> file` to send stderr to a file [1].",
+            text=ABSTAIN_TEXT if abstain else ANSWER,
             sources=self.retrieve(question),
             preset=preset or "custom",
             params=params.as_dict(),
             model_id="tiny-gpt2",
             fine_tuned=True,
             timings=Timings(1.0, 50, 2.0, 100.0, 30.0, 12),
+            evidence=evidence,
+            support=None if abstain else support,
+            abstained=abstain,
         )
 
     def ask(self, question: str, params: Any, history: Any = (), k: int | None = None, **kw: Any) -> Answer:
@@ -69,9 +87,13 @@ class FakeAssistant:
 class FakeStream:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
+        self.evidence, self.sources, self.abstained = answer.evidence, answer.sources, answer.abstained
+        self.read = 0  # pieces handed out
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.answer.text.split(" ")
+        for piece in self.answer.text.split(" "):
+            self.read += 1
+            yield piece + " "
 
 
 def build_tiny_index(corpus: Path, index_dir: Path) -> Path:

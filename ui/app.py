@@ -21,10 +21,11 @@ if __package__ in (None, ""):  # `streamlit run ui/app.py` puts ui/ on the path,
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant import chat, monitor, presets, status
+from assistant.records import page_label
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError
 from ui.eval_report import latest_report, split_report
-from ui.highlight import DollarEscaper, answer_markdown, highlight
+from ui.highlight import DollarEscaper, answer_markdown, mark_evidence, mark_unsupported
 
 PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "max_new_tokens")
 # widget ranges; preset values are clamped into them
@@ -111,6 +112,12 @@ def _load_preset(name: str) -> None:
     st.session_state["seed"] = p.seed if p.seed is not None else 0
 
 
+def _preset_label(name: str) -> str:
+    """Beam presets say in the list itself that they are slower and cannot stream."""
+    p = presets.PRESETS.get(name)
+    return f"{name} (slower, no streaming)" if p is not None and not p.streams else name
+
+
 def _on_preset_change() -> None:
     _load_preset(st.session_state["preset"])
 
@@ -136,8 +143,9 @@ def current_params() -> presets.GenerationParams:
 def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams, int]:
     ss = st.session_state
     if "preset" not in ss:  # first run of this session
-        ss["preset"] = settings.preset if settings.preset in presets.PRESET_NAMES else "technical"
-        _load_preset(ss["preset"] if ss["preset"] in presets.PRESETS else "technical")
+        default = presets.DEFAULT_PRESET
+        ss["preset"] = settings.preset if settings.preset in presets.PRESET_NAMES else default
+        _load_preset(ss["preset"] if ss["preset"] in presets.PRESETS else default)
         ss["passages"] = min(max(settings.passages, 1), 20)
 
     st.sidebar.selectbox(
@@ -145,8 +153,8 @@ def sidebar_settings(settings: Settings) -> tuple[str, presets.GenerationParams,
         presets.PRESET_NAMES,
         key="preset",
         on_change=_on_preset_change,
-        help="technical: beam search, deterministic · balanced: beam-sample · creative: sampling, "
-        "streams · custom: your values. Moving any slider switches to custom.",
+        format_func=_preset_label,
+        help=" · ".join(f"{name}: {text}" for name, text in presets.PRESET_HELP.items()),
     )
     params = current_params()
     idle = params.inactive()
@@ -297,11 +305,18 @@ def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
         st.caption(f"No answers logged in `{log_file}` yet.")
         return
     share = summary["thumbs_up_share"]
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Answers", summary["answers"])
     c2.metric("👍 share", "–" if share is None else f"{share:.0%}", help=f"{summary['rated']} rated")
     total = summary["median_total_ms"]
     c3.metric("Median answer time", "–" if total is None else f"{total / 1000:.1f} s")
+    support = summary.get("mean_support_fraction")
+    c4.metric(
+        "Found in your books",
+        "–" if support is None else f"{support:.0%}",
+        help="Mean share of the answers' sentences that the support check found in the passages; "
+        f"{summary.get('abstained', 0)} question(s) were not covered by the books.",
+    )
 
 
 # --- chat ---------------------------------------------------------------------------
@@ -313,10 +328,37 @@ def _source_dict(s: Any) -> dict[str, Any]:
     return d
 
 
-def render_sources(sources: list[dict[str, Any]], question: str, answer_text: str) -> None:
+def render_evidence(evidence: list[dict[str, Any]], abstained: bool = False) -> None:
+    """The books' own sentences for the question, each with its file and page: shown first."""
+    if not evidence:
+        return
+    title = "Closest passages in your books" if abstained else "From your books"
+    with st.container(border=True):
+        st.markdown(f"**:material/format_quote: {title}**")
+        for e in evidence:
+            quote = answer_markdown(" ".join(e["text"].split()))
+            st.markdown(f"[{e['n']}] {quote}  \n:small[:material/description: {e['label']}]")
+
+
+def _evidence_dict(e: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(e)
+    d["label"] = page_label(e.file, e.pages)
+    return d
+
+
+def render_sources(
+    sources: list[dict[str, Any]],
+    question: str,
+    answer_text: str,
+    evidence: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    expanded: bool = False,
+) -> None:
     if not sources:
         return
-    with st.expander(f"Sources ({len(sources)})", icon=":material/menu_book:"):
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for e in evidence:
+        spans.setdefault(e["n"], []).append((e["start"], e["end"]))
+    with st.expander(f"Sources ({len(sources)})", icon=":material/menu_book:", expanded=expanded):
         for s in sources:
             cited = f"[{s['n']}]" in answer_text
             st.markdown(
@@ -327,7 +369,7 @@ def render_sources(sources: list[dict[str, Any]], question: str, answer_text: st
             # long passages scroll in place, so five sources stay a short list
             height = PASSAGE_HEIGHT if len(s["text"]) > LONG_PASSAGE else "content"
             with st.container(height=height, border=False):
-                st.markdown(highlight(s["text"], question))
+                st.markdown(mark_evidence(s["text"], spans.get(s["n"], []), question))
 
 
 def _log_feedback(log_file: str, answer_id: str) -> None:
@@ -344,13 +386,36 @@ def render_message(msg: dict[str, Any], log_file: str) -> None:
         if "error" in msg:
             st.error(msg["error"], icon=":material/error:")
             return
-        st.markdown(answer_markdown(msg["content"]) or "*(no answer text)*")
+        render_evidence(msg.get("evidence", []), msg.get("abstained", False))
+        render_answer(msg)
         render_extras(msg, log_file)
+
+
+def render_answer(msg: dict[str, Any]) -> None:
+    """The answer with each sentence the books do not back marked; a warning first when that is
+    most of it, and any command found in none of the passages listed."""
+    support = msg.get("support") or {}
+    if msg.get("abstained"):
+        st.info(msg["content"], icon=":material/search_off:")
+        return
+    unsupported = [x["text"] for x in support.get("sentences", []) if not x["supported"]]
+    if support and support.get("supported_fraction", 1.0) < 0.5:
+        st.warning("Most of this answer is not found in your books: rely on the quotes above.", icon="⚠️")
+    st.markdown(mark_unsupported(msg["content"], unsupported) or "*(no answer text)*")
+    if support.get("unsupported_code"):
+        codes = " · ".join(f"`{c}`" for c in support["unsupported_code"])
+        st.caption(f":material/terminal: Commands not found in your books: {codes}")
 
 
 def render_extras(msg: dict[str, Any], log_file: str) -> None:
     """What goes under an answer: its sources, how it was made, and 👍/👎."""
-    render_sources(msg.get("sources", []), msg.get("question", ""), msg["content"])
+    render_sources(
+        msg.get("sources", []),
+        msg.get("question", ""),
+        msg["content"],
+        msg.get("evidence", []),
+        expanded=msg.get("abstained", False),
+    )
     if "meta" in msg:
         st.caption(msg["meta"])
     for note in msg.get("notes", []):  # e.g. a passage cut to fit the model's window
@@ -382,18 +447,41 @@ def _history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def answer_question(
     bot: chat.Assistant, question: str, preset: str, params: presets.GenerationParams, k: int
 ) -> tuple[chat.Answer, bool]:
-    """Ask, streaming into the page when the params allow it; returns the answer and whether it streamed."""
+    """Show the evidence, then the answer (streamed when the params allow it) with its unsupported
+    sentences marked; returns the answer and whether it streamed."""
     history = _history(st.session_state["messages"])
-    if params.streams:
-        with st.spinner("Searching your books…"):  # retrieval and the prompt; tokens follow
-            stream = bot.stream(question, params, history=history, k=k, preset=preset)
+    with st.spinner("Searching your books…"):  # retrieval and evidence: well under a second
+        stream = bot.stream(question, params, history=history, k=k, preset=preset)
+    render_evidence([_evidence_dict(e) for e in stream.evidence], stream.abstained)
+    box = st.empty()
+    if params.streams or stream.abstained:
         escaper = DollarEscaper()
-        st.write_stream(escaper.feed(piece) for piece in stream)
-        return stream.answer, True
-    with st.spinner(f"Thinking (beam search, {params.num_beams} beams)…"):
-        answer = bot.ask(question, params, history=history, k=k, preset=preset)
-    st.markdown(answer_markdown(answer.text) or "*(no answer text)*")
-    return answer, False
+        box.write_stream(escaper.feed(piece) for piece in stream)
+    else:
+        with st.spinner(f"Thinking (beam search, {params.num_beams} beams: slower, shown when done)…"):
+            for _ in stream:
+                pass
+    answer = stream.answer
+    with box.container():
+        render_answer(_message(question, answer, params.streams))
+    return answer, params.streams
+
+
+def _message(question: str, answer: chat.Answer, streamed: bool) -> dict[str, Any]:
+    """What the chat history keeps of an answer (plain data: it is replayed on every rerun)."""
+    return {
+        "role": "assistant",
+        "content": answer.text,
+        "question": question,
+        "answer_id": answer.answer_id,
+        "sources": [_source_dict(s) for s in answer.sources],
+        "evidence": [_evidence_dict(e) for e in answer.evidence],
+        "support": answer.support.as_json() if answer.support else None,
+        "abstained": answer.abstained,
+        "meta": _meta(answer, streamed),
+        "notes": list(answer.notes),
+        "streamed": streamed,
+    }
 
 
 def main() -> None:
@@ -449,18 +537,12 @@ def main() -> None:
                     messages.append({"role": "assistant", "content": "", "error": str(e)})
                     st.error(str(e), icon=":material/error:")
                     st.stop()
-            monitor.log_answer(settings.log_file, answer)
-            msg = {
-                "role": "assistant",
-                "content": answer.text,
-                "question": question,
-                "answer_id": answer.answer_id,
-                "sources": [_source_dict(s) for s in answer.sources],
-                "meta": _meta(answer, streamed),
-                "notes": list(answer.notes),
-                "streamed": streamed,
-            }
-            messages.append(msg)
+            msg = _message(question, answer, streamed)
+            messages.append(msg)  # kept before logging: a failing log write must not lose the answer
+            try:
+                monitor.log_answer(settings.log_file, answer)
+            except OSError as e:
+                st.warning(f"Could not write the answer log {settings.log_file}: {e}", icon="⚠️")
             with answer_box:
                 render_extras(msg, settings.log_file)
 

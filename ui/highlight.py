@@ -76,3 +76,37 @@ class DollarEscaper:
 def answer_markdown(text: str) -> str:
     """An answer (or question) as markdown: as written, except ``$`` outside code is literal."""
     return DollarEscaper().feed(text)
+
+
+def mark_evidence(
+    text: str, spans: list[tuple[int, int]], question: str, style: str = ":green-background[{}]"
+) -> str:
+    """Markdown of a passage with its evidence sentences (``text[start:end]``) in ``style`` and the
+    question's words highlighted elsewhere, so a reader finds the quoted sentence in its context."""
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last or not 0 <= start < end <= len(text):
+            continue  # overlapping or stale span: leave that text as it is
+        out.append(highlight(text[last:start], question))
+        out.append(style.format(escape_markdown(" ".join(text[start:end].split()))))
+        last = end
+    out.append(highlight(text[last:], question))
+    return " ".join(part.strip() for part in out if part.strip())
+
+
+UNSUPPORTED_BADGE = ":red-badge[not found in your books]"
+
+
+def mark_unsupported(text: str, unsupported: list[str], badge: str = UNSUPPORTED_BADGE) -> str:
+    """The answer as markdown with a badge after each sentence the support check did not find
+    in the passages (the sentences are exact substrings of ``text``)."""
+    md, pos = [], 0
+    for sentence in unsupported:
+        at = text.find(sentence, pos)
+        if at < 0:
+            continue
+        end = at + len(sentence)
+        md.append(text[pos:end] + " " + badge)
+        pos = end
+    md.append(text[pos:])
+    return answer_markdown("".join(md))

@@ -1,0 +1,203 @@
+"""Evidence: the few sentences of the retrieved passages that best answer the question.
+
+Pure apart from ``embed`` (texts -> normalised vectors; the index's own embedder at run time, a
+fake in tests). Each sentence is scored by its cosine to the question fused with the share of
+the question's content words it contains: the embedder finds paraphrases, the word overlap keeps
+exact identifiers (``2>&1``, ``read.table``) that a small embedder blurs.
+
+A chosen sentence may pull in a neighbour from its passage when it is incomplete alone: one
+that ends in ":" (it introduces what follows) or one that opens with "This", "It", ... (it
+refers back to the sentence before).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from assistant.sentences import Span, content_words, split_sentences, term_overlap
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
+
+OVERLAP_WEIGHT = 0.35  # share of the score from word overlap (the rest: cosine to the question)
+MIN_WORDS = 5  # shorter sentences are headings or fragments, never evidence on their own
+MAX_UNIT_WORDS = 90  # a sentence with its completing neighbours stays a quote, not a page
+# opening words that refer back to the previous sentence
+_REFERS_BACK = re.compile(
+    r"^(this|these|that|those|it|its|they|such|thus|therefore|hence|however|otherwise|also|"
+    r"in this case|in that case|for example|for instance|here|then|so)\b",
+    re.I,
+)
+_FURNITURE = re.compile(r"(\.\s?){4,}|^[\d\s.,ivxlc-]+$", re.I)  # dot leaders, bare numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceText:
+    """A retrieved passage as evidence selection sees it; ``n`` is its citation number."""
+
+    n: int
+    file: str
+    pages: Sequence[int]
+    text: str
+    kind: str = "body"  # "contents" and "index" pages are never evidence
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    n: int  # the passage it comes from, cited [n]
+    file: str
+    pages: list[int]
+    text: str  # the sentence(s), verbatim from the passage
+    score: float  # fused cosine + word overlap, about 0..1
+    start: int  # text == passage text[start:end]
+    end: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"n": self.n, "file": self.file, "pages": self.pages, "text": self.text, "score": self.score}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    source: SourceText
+    sentences: list[Span]  # all sentences of the passage
+    i: int  # this sentence's index in ``sentences``
+
+
+def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
+    """Every sentence of the body passages that could stand as evidence."""
+    out = []
+    for src in sources:
+        if src.kind != "body":
+            continue
+        spans = split_sentences(src.text)
+        for i, span in enumerate(spans):
+            if len(span.text.split()) >= MIN_WORDS and not _FURNITURE.search(span.text):
+                out.append(_Candidate(src, spans, i))
+    return out
+
+
+def score_candidates(
+    question: str, cands: Sequence[_Candidate], embed: Embed, overlap_weight: float = OVERLAP_WEIGHT
+) -> np.ndarray:
+    """(len(cands),) fused scores: (1 - w) * cosine(question, sentence) + w * question-word overlap."""
+    if not cands:
+        return np.zeros(0, dtype=np.float32)
+    vectors = np.asarray(embed([question, *(c.sentences[c.i].text for c in cands)]), dtype=np.float32)
+    cosine = vectors[1:] @ vectors[0]
+    terms = set(content_words(question))
+    overlap = np.array([term_overlap(terms, c.sentences[c.i].text) for c in cands], dtype=np.float32)
+    return (1 - overlap_weight) * cosine + overlap_weight * overlap
+
+
+def complete(sentences: Sequence[Span], i: int) -> tuple[int, int]:
+    """Indices [a, b) of sentence ``i`` plus the neighbours it needs to be read alone."""
+    a, b = i, i + 1
+
+    def words(lo: int, hi: int) -> int:
+        return sum(len(s.text.split()) for s in sentences[lo:hi])
+
+    if a > 0 and _REFERS_BACK.match(sentences[a].text) and words(a - 1, b) <= MAX_UNIT_WORDS:
+        a -= 1
+    while b < len(sentences) and sentences[b - 1].text.rstrip().endswith(":"):
+        if words(a, b + 1) > MAX_UNIT_WORDS:
+            break
+        b += 1
+    return a, b
+
+
+def select_evidence(
+    question: str,
+    sources: Sequence[SourceText],
+    embed: Embed,
+    *,
+    max_items: int = 3,
+    min_items: int = 2,
+    keep_ratio: float = 0.8,
+    overlap_weight: float = OVERLAP_WEIGHT,
+) -> list[Evidence]:
+    """The best sentences for ``question``, best first.
+
+    Up to ``max_items``; after the first, a sentence must score ``keep_ratio`` of the best to
+    join, except that ``min_items`` are always kept when there are that many. Sentences that
+    repeat a chosen one (neighbouring chunks overlap) or fall inside a chosen unit are skipped.
+    """
+    cands = candidates(sources)
+    scores = score_candidates(question, cands, embed, overlap_weight)
+    chosen: list[Evidence] = []
+    taken: dict[int, list[tuple[int, int]]] = {}  # passage n -> chosen sentence index ranges
+    seen_words: list[set[str]] = []
+    for j in np.argsort(-scores, kind="stable"):
+        if len(chosen) >= max_items:
+            break
+        c, score = cands[j], float(scores[j])
+        if len(chosen) >= min_items and score < keep_ratio * chosen[0].score:
+            break
+        ranges = taken.get(c.source.n, [])
+        if any(a <= c.i < b for a, b in ranges):
+            continue
+        beside = next((r for r in ranges if c.i in (r[0] - 1, r[1])), None)
+        if beside is not None:  # right next to a chosen unit: it continues that quote
+            _extend(chosen, ranges, beside, c)
+            continue
+        a, b = complete(c.sentences, c.i)
+        words = set(content_words(c.sentences[c.i].text))
+        if any(len(words & w) >= 0.7 * max(1, len(words)) for w in seen_words):
+            continue  # the same sentence again, from an overlapping passage
+        start, end = c.sentences[a].start, c.sentences[b - 1].end
+        text = c.source.text[start:end]
+        chosen.append(Evidence(c.source.n, c.source.file, list(c.source.pages), text, score, start, end))
+        taken.setdefault(c.source.n, []).append((a, b))
+        seen_words.append(words)
+    return chosen
+
+
+def _extend(
+    chosen: list[Evidence], ranges: list[tuple[int, int]], unit: tuple[int, int], c: _Candidate
+) -> None:
+    """Grow the chosen unit ``unit`` of ``c``'s passage by sentence ``c.i`` (its neighbour), in place,
+    unless the quote would get longer than ``MAX_UNIT_WORDS``."""
+    a, b = min(unit[0], c.i), max(unit[1], c.i + 1)
+    if sum(len(s.text.split()) for s in c.sentences[a:b]) > MAX_UNIT_WORDS:
+        return
+    start, end = c.sentences[a].start, c.sentences[b - 1].end
+    k = next(i for i, e in enumerate(chosen) if e.n == c.source.n and (e.start, e.end) == _bounds(c, unit))
+    chosen[k] = dataclasses.replace(chosen[k], text=c.source.text[start:end], start=start, end=end)
+    ranges[ranges.index(unit)] = (a, b)
+
+
+def _bounds(c: _Candidate, unit: tuple[int, int]) -> tuple[int, int]:
+    return c.sentences[unit[0]].start, c.sentences[unit[1] - 1].end
+
+
+def excerpts(sources: Sequence[SourceText], evidence: Sequence[Evidence], context: int = 1) -> dict[int, str]:
+    """Per passage n with evidence: its evidence sentences with ``context`` sentences either side,
+    in the passage's order, gaps marked "…" (what the model reads instead of whole passages)."""
+    by_n = {s.n: s for s in sources}
+    out: dict[int, str] = {}
+    for n in sorted({e.n for e in evidence}):
+        src = by_n[n]
+        spans = split_sentences(src.text)
+        keep: set[int] = set()
+        for e in evidence:
+            if e.n != n:
+                continue
+            inside = [k for k, s in enumerate(spans) if s.start < e.end and s.end > e.start]
+            if inside:
+                lo, hi = max(0, inside[0] - context), min(len(spans), inside[-1] + 1 + context)
+                keep.update(range(lo, hi))
+        parts, prev = [], None
+        for k in sorted(keep):
+            if prev is not None and k != prev + 1:
+                parts.append("…")
+            parts.append(spans[k].text)
+            prev = k
+        if parts and min(keep) > 0:
+            parts.insert(0, "…")
+        if parts and max(keep) < len(spans) - 1:
+            parts.append("…")
+        out[n] = " ".join(parts)
+    return out

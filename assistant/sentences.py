@@ -1,0 +1,88 @@
+"""Sentences and content words of book text and answers (pure: no model).
+
+Evidence selection and the support check both work on sentences; they must cut text the same
+way, or an evidence sentence quoted verbatim could fail its own support check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+# A sentence ends at . ! ? (closing quotes/brackets may follow) before whitespace and a
+# capital, digit, quote, bracket, backtick, $ or - (the start of a new sentence or a command).
+_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[`$-])")
+# ... but not after these (e.g. "i.e. The", "Fig. 3", "Sec. 2"): they end abbreviations, not sentences.
+_ABBREV = re.compile(
+    r"(?:\b(?:e\.g|i\.e|etc|cf|vs|Fig|Figs|Sec|No|Vol|Ch|pp?|resp|approx|al|Mr|Dr|St)\.)$", re.I
+)
+MAX_WORDS = 60  # longer "sentences" (lists, code, contents runs) are cut at a clause or word boundary
+
+_WORD = re.compile(r"[a-z0-9_][a-z0-9_+#.\-]*[a-z0-9_+#]|[a-z0-9_]")
+_STOP_TEXT = """a about an and are as at be been but by can could do does did for from had has have how i if
+in into is it its me my not of on or s should so such t than that the their them then there these they this
+to was we were what when where which who why will with would you your use using used way ways also
+may one two more most some any each other only same just like"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """``text[start:end]`` of the text it was cut from (for highlighting it in place)."""
+
+    start: int
+    end: int
+    text: str
+
+
+def split_sentences(text: str, max_words: int = MAX_WORDS) -> list[Span]:
+    """Sentence spans of ``text``, in order, whitespace trimmed; long runs cut at clauses."""
+    spans: list[Span] = []
+    start = 0
+    for m in _END.finditer(text):
+        if _ABBREV.search(text[max(start, m.start() - 8) : m.start()]):
+            continue
+        spans.extend(_cut_long(text, start, m.start(), max_words))
+        start = m.end()
+    spans.extend(_cut_long(text, start, len(text), max_words))
+    return [s for s in spans if s.text]
+
+
+def _cut_long(text: str, start: int, end: int, max_words: int) -> list[Span]:
+    """The span ``text[start:end]``, trimmed; over ``max_words`` words, cut into runs of at most
+    ``max_words`` words, preferring cuts after ; or : (clauses) over cuts between words."""
+    words = [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[start:end])]
+    if not words:
+        return []
+    out: list[Span] = []
+    i = 0
+    while i < len(words):
+        j = min(i + max_words, len(words))  # words[i:j] is the next run
+        if j < len(words):  # cut after the last clause end in the second half of the run, if any
+            clause = [k for k in range(i + max_words // 2, j) if text[words[k][1] - 1] in ";:"]
+            j = clause[-1] + 1 if clause else j
+        a, b = words[i][0], words[j - 1][1]
+        out.append(Span(a, b, text[a:b]))
+        i = j
+    return out
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-case words without stopwords, a light plural strip ("arrays" -> "array"), identifiers kept
+    whole (``read.table``, ``2>&1`` gives ``2``)."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if w in STOPWORDS:
+            continue
+        if len(w) > 4 and w.endswith("s") and not w.endswith("ss"):
+            w = w[:-1]
+        out.append(w)
+    return out
+
+
+def term_overlap(query_terms: set[str], text: str) -> float:
+    """Share of ``query_terms`` found among ``text``'s content words (0..1; 0 when no terms)."""
+    if not query_terms:
+        return 0.0
+    words = set(content_words(text))
+    return len(query_terms & words) / len(query_terms)

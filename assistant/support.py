@@ -1,0 +1,117 @@
+"""The support check: is each sentence of an answer backed by the passages it was made from?
+
+Pure apart from ``embed``. An answer sentence is compared with every sentence of the passages:
+cosine of the embeddings fused with coverage (the share of the answer sentence's content words
+found in that passage sentence and the next one, so a sentence that joins two is still found).
+The best match above ``SUPPORTED`` marks it supported, with that passage's number.
+
+Code is checked exactly, since one changed character makes a different command: every code
+span of the answer (```fenced```, `inline`, or a ``$ command`` line) must appear in a passage
+(compared without whitespace, which PDF extraction moves around); the rest are flagged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from assistant.evidence import Embed, SourceText
+from assistant.sentences import content_words, split_sentences
+
+COVERAGE_WEIGHT = 0.5  # share of the match score from word coverage (the rest: cosine)
+SUPPORTED = 0.6  # match score from which a sentence counts as supported
+MIN_CHECKED_WORDS = 2  # sentences with fewer content words ("Yes.", "See [2].") are not judged
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.S)
+_INLINE = re.compile(r"`([^`\n]+)`")
+_DOLLAR = re.compile(r"^\s*\$\s+(.+)$", re.M)
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceSupport:
+    text: str
+    supported: bool
+    source: int | None  # the passage [n] it matches best (None when nothing matched at all)
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Support:
+    supported_fraction: float  # judged sentences that are supported (1.0 when none was judged)
+    sentences: list[SentenceSupport]
+    unsupported_code: list[str]  # code spans found in no passage
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def mostly_unsupported(self) -> bool:
+        return self.supported_fraction < 0.5
+
+
+NO_ANSWER = Support(1.0, [], [])
+
+
+def code_spans(text: str) -> list[str]:
+    """Fenced blocks, inline code and ``$ command`` lines, in order of appearance."""
+    spans = [m.group(1).strip() for m in _FENCED.finditer(text)]
+    rest = _FENCED.sub(" ", text)
+    spans += [m.group(1).strip() for m in _INLINE.finditer(rest)]
+    spans += [m.group(1).strip() for m in _DOLLAR.finditer(_INLINE.sub(" ", rest))]
+    return [s for s in spans if s]
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def unsupported_code(answer: str, sources: Sequence[SourceText]) -> list[str]:
+    haystack = [_squeeze(s.text) for s in sources]
+    return [c for c in code_spans(answer) if not any(_squeeze(c) in h for h in haystack)]
+
+
+def check_support(
+    answer: str,
+    sources: Sequence[SourceText],
+    embed: Embed,
+    *,
+    threshold: float = SUPPORTED,
+    coverage_weight: float = COVERAGE_WEIGHT,
+) -> Support:
+    """Judge each sentence of ``answer`` against the sentences of ``sources``."""
+    plain = _FENCED.sub(" ", answer)  # code blocks are judged exactly, below, not as prose
+    sentences = [s.text for s in split_sentences(plain)]
+    units = [(src.n, span.text) for src in sources for span in split_sentences(src.text)]
+    windows = [
+        f"{text} {units[k + 1][1]}" if k + 1 < len(units) and units[k + 1][0] == n else text
+        for k, (n, text) in enumerate(units)
+    ]
+    judged = [
+        (k, s)
+        for k, s in enumerate(sentences)
+        if len(content_words(_CITATION.sub("", s))) >= MIN_CHECKED_WORDS
+    ]
+    results: dict[int, SentenceSupport] = {}
+    if judged and units:
+        vectors = np.asarray(
+            embed([_CITATION.sub("", s) for _, s in judged] + [t for _, t in units]), dtype=np.float32
+        )
+        cosine = vectors[: len(judged)] @ vectors[len(judged) :].T  # (answer sentences, units)
+        window_words = [set(content_words(w)) for w in windows]
+        for row, (k, s) in enumerate(judged):
+            words = set(content_words(_CITATION.sub("", s)))
+            coverage = np.array([len(words & w) / len(words) for w in window_words], dtype=np.float32)
+            fused = (1 - coverage_weight) * cosine[row] + coverage_weight * coverage
+            best = int(np.argmax(fused))
+            score = float(fused[best])
+            results[k] = SentenceSupport(s, score >= threshold, units[best][0], score)
+    elif judged:  # no passages at all: nothing can support the answer
+        results = {k: SentenceSupport(s, False, None, 0.0) for k, s in judged}
+    out = [results.get(k, SentenceSupport(s, True, None, 1.0)) for k, s in enumerate(sentences)]
+    n_judged = len(results)
+    fraction = sum(r.supported for r in results.values()) / n_judged if n_judged else 1.0
+    return Support(fraction, out, unsupported_code(answer, sources))
