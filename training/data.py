@@ -3,19 +3,20 @@
 The split and the packing are pure functions (tested table-driven); only
 :func:`tokenize_texts` touches a tokenizer and the ``datasets`` cache.
 
-Packing follows ``run_clm.py``'s ``group_texts``: every chunk's ids are followed by EOS,
-the stream is concatenated and cut into ``block_size`` blocks, and labels are the input
-ids (the model shifts them). Attention runs across the EOS boundaries, as in GPT-2's own
-pre-training. **Remainder:** the tail shorter than one block is dropped (at most
-``block_size - 1`` tokens of the whole stream) so no training batch holds padding; only
-when the stream is shorter than one block is the stream kept whole as a single short block.
+Packing follows ``run_clm.py``'s ``group_texts``: every chunk's ids are followed by the
+tokenizer's document separator (:func:`document_separator`), the stream is concatenated and
+cut into ``block_size`` blocks, and labels are the input ids (the model shifts them).
+Attention runs across the separators, as in GPT-2's own pre-training. **Remainder:** the
+tail shorter than one block is dropped (at most ``block_size - 1`` tokens of the whole
+stream) so no training batch holds padding; only when the stream is shorter than one block
+is the stream kept whole as a single short block.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from indexing.records import Chunk
 
 SPLIT_METHOD = "evenly spaced chunks of each file (eval_fraction of them, at least 1 of 2+), overlap trimmed"
 MIN_OVERLAP_CHARS = 20  # a shorter shared prefix/suffix is a coincidence, not chunk overlap
+# Tokens that end a document in pre-training (GPT-2, SmolLM2, Qwen, Phi: the first; Llama 3: the second).
+DOCUMENT_END_TOKENS = ("<|endoftext|>", "<|end_of_text|>")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +89,9 @@ def trim_overlap(previous: str, text: str) -> str:
 
 
 def pack(token_lists: Sequence[Sequence[int]], block_size: int, eos_id: int) -> list[list[int]]:
-    """Concatenate ``ids + [eos]`` per text and cut into ``block_size`` blocks.
+    """Concatenate ``ids + [eos_id]`` per text and cut into ``block_size`` blocks.
+
+    ``eos_id`` is the document separator (:func:`separator_id`), not the chat end-of-turn.
 
     Returns full blocks only; the remainder is dropped, except that a stream shorter than
     one block comes back as one short block (so a tiny held-out set still scores).
@@ -106,6 +111,39 @@ def pack(token_lists: Sequence[Sequence[int]], block_size: int, eos_id: int) -> 
         return [stream]
     n_full = len(stream) // block_size
     return [stream[i * block_size : (i + 1) * block_size] for i in range(n_full)]
+
+
+def document_separator(
+    vocab: Mapping[str, int], bos: str | None, eos: str | None, chat_template: str | None
+) -> tuple[str, int]:
+    """(token, id) that separates packed chunks: the one the model saw between documents.
+
+    Order: a named document-end token (:data:`DOCUMENT_END_TOKENS`), else BOS, else EOS —
+    skipping any token the chat template writes literally, since that is a turn marker:
+    SmolLM2-Instruct's EOS is ``<|im_end|>``, and packing with it teaches the model to end
+    its turn after arbitrary book text. BOS before EOS because Llama-2-style models
+    (``<s>``/``</s>``, no end-of-text token) start each pre-training document with BOS.
+
+    >>> document_separator({"<|endoftext|>": 0, "<|im_end|>": 2}, None, "<|im_end|>", "<|im_end|>")
+    ('<|endoftext|>', 0)
+
+    Raises:
+        ValueError: every candidate is a chat turn marker (nothing safe to separate with).
+    """
+    template = chat_template or ""
+    candidates = [*DOCUMENT_END_TOKENS, bos, eos]
+    for token in candidates:
+        if token and token in vocab and (token not in template or token in DOCUMENT_END_TOKENS):
+            return token, vocab[token]
+    tried = ", ".join(repr(t) for t in candidates if t)
+    raise ValueError(f"no document separator: {tried} are missing or chat turn markers")
+
+
+def separator_id(tokenizer: Any) -> int:
+    """The id :func:`pack` puts between chunks for this tokenizer (see :func:`document_separator`)."""
+    template = getattr(tokenizer, "chat_template", None)
+    template = template if isinstance(template, str) else None
+    return document_separator(tokenizer.get_vocab(), tokenizer.bos_token, tokenizer.eos_token, template)[1]
 
 
 def spread(n: int, k: int) -> list[int]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from training.data import pack, spread
+from training.data import pack, separator_id, spread
 
 
 def eval_blocks(
@@ -36,7 +36,8 @@ def perplexity(
     """Perplexity of ``model`` on ``texts``, packed as training packs them.
 
     Args:
-        texts: held-out texts (e.g. the eval chunks of the training split), joined with EOS.
+        texts: held-out texts (e.g. the eval chunks of the training split), joined with the
+            document separator, as training joins them.
         block_size: tokens per block; use the training run's (its manifest's hyperparameters).
         max_blocks: score at most this many blocks, spread evenly over the text (0 = all).
         autocast_dtype: e.g. ``torch.bfloat16`` to score under autocast as a bf16 run trains.
@@ -47,7 +48,7 @@ def perplexity(
     import torch
 
     ids = [tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] for t in texts]
-    blocks = eval_blocks(ids, block_size, tokenizer.eos_token_id, max_blocks)
+    blocks = eval_blocks(ids, block_size, separator_id(tokenizer), max_blocks)
     if not blocks or all(len(b) < 2 for b in blocks):
         raise ValueError("no held-out text to score (need at least 2 tokens)")
     device = next(model.parameters()).device
