@@ -199,6 +199,7 @@ def _fake_model(tmp_path: Path, index: Path, h: Hyperparameters, base: str = "gp
     out = tmp_path / "model"
     out.mkdir()
     manifest = {
+        "format": 2,
         "base_model": {"requested": base, "used": "smollm2-135m"},
         "data": {"chunks_sha256": chunks_sha256(index)},
         "hyperparameters": dataclasses.asdict(h),
@@ -216,6 +217,10 @@ def test_stale_reason(tmp_path):
     write_chunks(index / "chunks.jsonl", _chunks({"a.pdf": 5}))
     assert "chunks changed" in stale_reason(out, index, "gpt2", hp(time_budget=10.0))
     assert "no trained model" in stale_reason(tmp_path / "none", index, "gpt2", hp())
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    del manifest["format"]  # trained before the separator fix
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert "end-of-turn" in stale_reason(out, index, "gpt2", hp(time_budget=10.0))
 
 
 def test_stale_when_the_fallback_is_no_longer_needed(tmp_path, monkeypatch):

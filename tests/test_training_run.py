@@ -135,11 +135,53 @@ def test_failure_and_ctrl_c_keep_the_model_then_resume_continues(tmp_path, index
             if self.first is None:
                 FirstStep.first = state.global_step
 
-    m = run(index_dir, out, tiny_gpt2_dir, tiny_hp(max_steps=8), resume=True, callbacks=[FirstStep()])
+    said: list[str] = []
+    m = finetune(  # no --resume: `make demo` rerun after Ctrl-C continues the interrupted run
+        index_dir,
+        out,
+        str(tiny_gpt2_dir),
+        tiny_hp(max_steps=8),
+        cache_dir=out.parent / "cache",
+        log=lambda *a: said.append(" ".join(map(str, a))),
+        callbacks=[FirstStep()],
+    )
     assert FirstStep.first == 4  # continued after the saved step 3
+    assert any(line.startswith("Continuing the interrupted run from checkpoint-3") for line in said)
     assert m["steps"] == 8 and 7 * 2 * 64 <= m["tokens_seen"] <= 8 * 2 * 64
     assert digest(out) != good
     assert not work_dir(out).exists()  # finished: nothing left to resume
+
+
+def test_a_rerun_with_other_settings_starts_over(tmp_path, index_dir, tiny_gpt2_dir):
+    from transformers import TrainerCallback
+
+    out = tmp_path / "models" / "finetuned"
+
+    class CtrlC(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        run(index_dir, out, tiny_gpt2_dir, tiny_hp(max_steps=6), callbacks=[CtrlC()])
+    steps: list[int] = []
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            steps.append(state.global_step)
+
+    said: list[str] = []
+    m = finetune(
+        index_dir,
+        out,
+        str(tiny_gpt2_dir),
+        tiny_hp(max_steps=6, learning_rate=1e-3),
+        cache_dir=out.parent / "cache",
+        log=lambda *a: said.append(" ".join(map(str, a))),
+        callbacks=[Steps()],
+    )
+    assert m["steps"] == 6 and steps == [1, 2, 3, 4, 5, 6]  # started over, not continued
+    assert any("Starting over" in line and "learning_rate" in line for line in said)
 
 
 def test_offline_gguf_model_resolves_and_is_the_fallback(monkeypatch):

@@ -5,8 +5,9 @@ score the base model on the held-out blocks -> plan the steps that fit the time 
 Trainer.train (evaluate + checkpoint each epoch, keep the best) -> write the model folder
 atomically (rank 0 only): model + tokenizer + loss_curve.png + training_manifest.json.
 
-Checkpoints live in a work folder beside the output (``models/.finetuned.work/``) so that
-``resume=True`` finds them and a failed run never touches the output folder.
+Checkpoints live in a work folder beside the output (``models/.finetuned.work/``) so that a
+rerun continues an interrupted run (:mod:`training.runs`) and a failed run never touches the
+output folder.
 Runs unchanged under ``torchrun``/``accelerate launch`` (DDP): the Trainer shards batches,
 the stop decision is shared across ranks, and only rank 0 writes.
 """
@@ -14,7 +15,6 @@ the stop decision is shared across ranks, and only rank 0 writes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -29,17 +29,27 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_dir, atomic_write_json, recover_dir
-from core.errors import BookwormError, ConfigError, ModelError, StoreError
+from core.errors import BookwormError, ConfigError, ModelError
 from core.hardware import cpu_supports_bf16
 from core.sources import LMSource, context_window, load_lm, resolve_lm
-from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk
-from training.data import pack, split_chunks, spread, tokenize_texts
+from training.chunks import body_chunks, read_index
+from training.data import pack, separator_id, split_chunks, spread, tokenize_texts
 from training.evaluate import eval_blocks
 from training.plots import plot_loss_curve
+from training.runs import (
+    RUN_FILE,
+    read_run_state,
+    resume_key,
+    resume_or_start_over,
+    run_key,
+    start_work_dir,
+    work_dir,
+)
 
 MANIFEST_NAME = "training_manifest.json"
+# 2: chunks packed with the document separator; format 1 models learned to end their turn after book text
+MANIFEST_FORMAT = 2
 LOSS_CURVE_NAME = "loss_curve.png"
-RUN_FILE = "run.json"  # in the work folder: what the checkpoints were made from (for --resume)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Planning the steps that fit a time budget from the measured eval speed:
 EVAL_SHARE = 0.08  # most of the budget one held-out evaluation may take (there are two: before, after)
@@ -96,37 +106,7 @@ class Hyperparameters:
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
-def work_dir(output_dir: str | Path) -> Path:
-    """Checkpoints of the run that writes ``output_dir``: ``<parent>/.<name>.work``."""
-    output_dir = Path(output_dir)
-    return output_dir.parent / f".{output_dir.name}.work"
-
-
 # --- the index -------------------------------------------------------------------
-
-
-def read_index(index_dir: Path) -> tuple[list[Chunk], str, dict[str, Any]]:
-    """(chunks, sha256 of chunks.jsonl, index manifest or {})."""
-    path = index_dir / CHUNKS_FILE
-    if not path.exists():
-        raise StoreError(f"no {CHUNKS_FILE} in {index_dir}: run `make index` first")
-    data = path.read_bytes()  # parsed and hashed from one read: the hash describes the text trained on
-    digest = hashlib.sha256(data).hexdigest()
-    chunks = [Chunk(**json.loads(line)) for line in data.decode("utf-8").splitlines() if line.strip()]
-    if not chunks:
-        raise StoreError(f"{path} holds no chunks: index some PDFs with `make index`")
-    manifest_path = index_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    return chunks, digest, manifest
-
-
-def run_key(chunks_sha256: str, base_model: str, hp: Hyperparameters) -> dict[str, Any]:
-    """What makes two runs the same run (``--if-stale`` compares it with the manifest)."""
-    return {
-        "chunks_sha256": chunks_sha256,
-        "base_model": base_model,
-        "hyperparameters": dataclasses.asdict(hp),
-    }
 
 
 def stale_reason(
@@ -140,6 +120,8 @@ def stale_reason(
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return f"{manifest_path} is not valid JSON"
+    if manifest.get("format", 1) < MANIFEST_FORMAT:
+        return "it was trained by an older bookworm that packed chunks with the chat end-of-turn token"
     _, digest, _ = read_index(Path(index_dir))
     want = run_key(digest, base_model, hp)
     have = run_key(
@@ -322,7 +304,9 @@ def finetune(
 
     Args:
         hp: the hyper-parameters (see :class:`Hyperparameters`).
-        resume: continue from the last checkpoint in :func:`work_dir` (same chunks, base and settings).
+        resume: ``--resume``: continue from the last checkpoint in :func:`work_dir` or fail. Without
+            it an interrupted run of the same chunks, base and settings continues too; a
+            different or finished one is started over.
         started_at: ``time.time()`` the time budget counts from (default: now).
         callbacks: extra ``TrainerCallback``s (tests use one to fail mid-run).
 
@@ -339,16 +323,16 @@ def finetune(
     work = work_dir(output_dir)
     recover_dir(output_dir)
 
-    chunks, chunks_sha, index_manifest = read_index(index_dir)
+    all_chunks, chunks_sha, index_manifest = read_index(index_dir)
+    chunks = body_chunks(all_chunks)  # contents and index pages: neither training nor held-out text
     split = split_chunks(chunks, hp.eval_fraction)
     if not split.train or not split.eval:
         raise ConfigError(
-            f"cannot hold out {hp.eval_fraction:.0%} of {len(chunks)} chunks: every file needs 2+ chunks"
+            f"cannot hold out {hp.eval_fraction:.0%} of {len(chunks)} body chunks: every file needs 2+ chunks"
         )
 
     import torch  # heavy imports after the cheap checks, so a missing index fails fast
     from transformers import Trainer, TrainingArguments, default_data_collator
-    from transformers.trainer_utils import get_last_checkpoint
 
     source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
     note = f" (instead of {base_model!r}: {source.fallback_reason})" if source.fallback_reason else ""
@@ -357,6 +341,7 @@ def finetune(
     device, precision = choose_device_precision(hp.precision)
     block_size = min(hp.block_size, context_window(model, tokenizer))
     key = run_key(chunks_sha, base_model, hp)
+    want = resume_key(key, source.name)
 
     args = TrainingArguments(
         output_dir=str(work),
@@ -391,13 +376,15 @@ def finetune(
     main_rank = args.process_index == 0
 
     with args.main_process_first(desc="tokenise"):  # rank 0 fills the cache, the others read it
+        decision = resume_or_start_over(work, resume, want)  # after rank 0 emptied it: the same choice
         if main_rank:
-            _prepare_work_dir(work, key, resume, source)
+            start_work_dir(work, decision)
         tok_cache = _tok_cache_dir(cache_dir)
         train_ids = tokenize_texts([c.text for c in split.train], tokenizer, tok_cache)
         eval_ids = tokenize_texts([c.text for c in split.eval], tokenizer, tok_cache)
-    train_blocks = pack(train_ids, block_size, tokenizer.eos_token_id)
-    held_out = eval_blocks(eval_ids, block_size, tokenizer.eos_token_id, hp.eval_blocks)
+    separator = separator_id(tokenizer)  # the document separator, never the chat end-of-turn
+    train_blocks = pack(train_ids, block_size, separator)
+    held_out = eval_blocks(eval_ids, block_size, separator, hp.eval_blocks)
     n_train_tokens = sum(len(b) for b in train_blocks)
     log(
         f"Data: {len(split.train)} training chunks -> {len(train_blocks)} blocks "
@@ -417,7 +404,9 @@ def finetune(
         callbacks=[stop, *callbacks],
     )
 
-    run_state = _read_run_state(work) if resume else {}
+    last = decision.checkpoint
+    log(decision.message)
+    run_state = read_run_state(work) if last else {}
     if run_state.get("eval_blocks_used"):
         held_out = [held_out[i] for i in spread(len(held_out), run_state["eval_blocks_used"])]
     elif deadline is not None:  # each evaluation may take EVAL_SHARE of the budget
@@ -451,7 +440,7 @@ def finetune(
     step_guess *= 4 / 3 if hp.gradient_checkpointing else 1
     stop.expected_step = step_guess
     stop.steps_per_epoch = steps_per_epoch
-    if resume and run_state.get("planned_steps") and hp.max_steps in (-1, run_state.get("max_steps_asked")):
+    if last and run_state.get("planned_steps") and hp.max_steps in (-1, run_state.get("max_steps_asked")):
         planned = run_state["planned_steps"]
     else:
         planned = full_steps
@@ -476,7 +465,7 @@ def finetune(
         atomic_write_json(
             work / RUN_FILE,
             {
-                "key": _resume_key(key, source),
+                "key": want,
                 "base_eval_loss": base_loss,
                 "eval_seconds": eval_seconds,
                 "planned_steps": planned,
@@ -485,11 +474,6 @@ def finetune(
             },
         )
 
-    last = get_last_checkpoint(str(work)) if resume else None
-    if resume and last is None:
-        raise ConfigError(f"nothing to resume: no checkpoint in {work}; run without --resume")
-    if last:
-        log(f"Resuming from {last}")
     t_train = time.time()
     stop.arm()
     try:
@@ -501,7 +485,7 @@ def finetune(
     if stop.reason == "interrupt":
         raise TrainingInterrupted(
             f"interrupted at step {state.global_step}; checkpoint saved in {work}. "
-            f"Run again with --resume to continue. {output_dir} was left as it was."
+            f"Run again (or with --resume) to continue. {output_dir} was left as it was."
         )
 
     best_loss = state.best_metric if state.best_metric is not None else trainer.evaluate()["eval_loss"]
@@ -515,7 +499,7 @@ def finetune(
     train_losses = [e["loss"] for e in state.log_history if "loss" in e]
     step_time = sum(stop.step_seconds)
     manifest = {
-        "format": 1,
+        "format": MANIFEST_FORMAT,
         "base_model": {
             "requested": base_model,
             "used": source.name,
@@ -527,10 +511,12 @@ def finetune(
             "chunks_sha256": chunks_sha,
             "index_manifest_built_at": index_manifest.get("built_at"),
             "index_counts": index_manifest.get("counts"),
+            "non_body_chunks": len(all_chunks) - len(chunks),
             "train_chunks": len(split.train),
             "eval_chunks": len(split.eval),
             "train_blocks": len(train_blocks),
             "train_tokens": n_train_tokens,
+            "separator": tokenizer.convert_ids_to_tokens(separator),
             "eval_blocks": len(held_out),
             "split": split.describe(hp.eval_fraction),
         },
@@ -571,7 +557,8 @@ def finetune(
         atomic_write_json(output_dir / MANIFEST_NAME, manifest)  # the final wall time, same folder
         if stop.reason is None:  # finished: nothing left to resume, free the checkpoints' disk
             shutil.rmtree(work, ignore_errors=True)
-        else:
+        else:  # a rerun starts afresh; --resume continues the remaining planned steps
+            atomic_write_json(work / RUN_FILE, {**read_run_state(work), "finished": True})
             log(f"Checkpoints kept in {work}: --resume continues the remaining planned steps")
     return manifest
 
@@ -600,35 +587,6 @@ def _write_output(
             title=f"fine-tuning {source.name} on the indexed chunks",
         )
         atomic_write_json(tmp / MANIFEST_NAME, manifest)
-
-
-def _prepare_work_dir(work: Path, key: dict[str, Any], resume: bool, source: LMSource) -> None:
-    if not resume:
-        shutil.rmtree(work, ignore_errors=True)  # old checkpoints would mix with the new run's
-        work.mkdir(parents=True, exist_ok=True)
-        return
-    state = _read_run_state(work)
-    if not state:
-        raise ConfigError(f"nothing to resume: no earlier run in {work}; run without --resume")
-    want, have = _resume_key(key, source), state.get("key", {})
-    if want != have:
-        diff = [k for k in ("chunks_sha256", "base_model_used") if want[k] != have.get(k)]
-        diff += [k for k in want["hp"] if want["hp"][k] != have.get("hp", {}).get(k)]
-        raise ConfigError(
-            f"cannot resume: the checkpoints in {work} were made with other {', '.join(diff)}; "
-            "run without --resume to start over"
-        )
-
-
-def _resume_key(key: dict[str, Any], source: LMSource) -> dict[str, Any]:
-    """The run key minus what may change between an interrupted run and its resumption."""
-    hp = {k: v for k, v in key["hyperparameters"].items() if k not in {"time_budget", "max_steps"}}
-    return {"chunks_sha256": key["chunks_sha256"], "base_model_used": source.name, "hp": hp}
-
-
-def _read_run_state(work: Path) -> dict[str, Any]:
-    path = work / RUN_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _tok_cache_dir(cache_dir: str | Path | None) -> Path:
