@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.records import ModelInfo
+from core.atomic import readable_dir
 from core.sources import LMSource, resolve_lm
 
 TRAINING_MANIFEST = "training_manifest.json"
@@ -43,12 +44,20 @@ def resolve_model(
     Otherwise ``base_model`` resolved as training resolves it (offline fallback included),
     with a note saying why.
     """
-    if is_model_dir(model_dir):
-        source = resolve_lm(str(model_dir))
-        manifest = read_training_manifest(model_dir)
+    # a training run killed between the two renames of its swap leaves only .<name>.old: that
+    # is still the fine-tuned model, not a reason to fall back to the base one
+    folder = readable_dir(model_dir) if model_dir else None
+    if is_model_dir(folder):
+        source = resolve_lm(str(folder))
+        manifest = read_training_manifest(folder)
         base = ((manifest or {}).get("base_model") or {}).get("used") or "unknown"
         ppl = (manifest or {}).get("perplexity") or {}
         note = "" if manifest else f"{model_dir} has no {TRAINING_MANIFEST}; treated as a fine-tuned model"
+        if folder != Path(model_dir):
+            note = (
+                f"{model_dir} is missing (a training run was interrupted while saving); answering with "
+                f"the previous fine-tuned model in {folder}. The next `make train` puts it back. {note}"
+            ).strip()
         info = ModelInfo(
             model_id=str(model_dir),
             base_model=base,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -108,6 +109,15 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def _folder_stamp(index_dir: Path) -> tuple[int, int, bytes] | None:
+    """Which build the folder at this path is: a swap puts a new folder (inode) and manifest there."""
+    try:
+        st = os.stat(index_dir)
+        return st.st_dev, st.st_ino, (index_dir / MANIFEST_FILE).read_bytes()
+    except OSError:
+        return None
+
+
 def chunks_sha256(index_dir: str | Path) -> str:
     """sha256 of chunks.jsonl: names the exact text a model was trained on."""
     return file_sha256(Path(index_dir) / CHUNKS_FILE)
@@ -135,7 +145,7 @@ class Store:
 
     @classmethod
     def load(cls, index_dir: str | Path, embedder: str | None = None) -> Store:
-        """Load and check an index folder.
+        """Load and check an index folder: one build's files, never a mix of two.
 
         Args:
             index_dir: the folder written by ``python -m indexing build``.
@@ -143,11 +153,28 @@ class Store:
                 was built with another. None skips that check.
 
         Raises:
-            StoreError: missing or unfinished folder, counts that disagree, other embedder.
+            StoreError: missing or unfinished folder, counts that disagree, other embedder,
+                or a folder swapped twice while it was read.
         """
+        # the files are opened one by one, so a build swapping in a new folder meanwhile would
+        # mix two builds: read everything, then check the folder is still the one we began with
+        for attempt in (1, 2):
+            folder = readable_dir(index_dir)  # during a swap's crash window: the previous folder
+            before = _folder_stamp(folder)
+            try:
+                store = cls._read(folder, embedder)
+            except StoreError:
+                if attempt == 1 and _folder_stamp(readable_dir(index_dir)) != before:
+                    continue  # e.g. caught between the two renames of a swap
+                raise
+            if before is not None and _folder_stamp(folder) == before:
+                return store
+        raise StoreError(f"{index_dir} was replaced twice while it was read (a build is running?): try again")
+
+    @classmethod
+    def _read(cls, index_dir: Path, embedder: str | None) -> Store:
         import faiss
 
-        index_dir = readable_dir(index_dir)  # during a swap's crash window: the previous folder
         manifest = read_manifest(index_dir)
         hint = rebuild_hint(index_dir)
         built_with = manifest.get("embedder", {}).get("name")

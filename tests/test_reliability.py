@@ -10,11 +10,15 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant import monitor
+from assistant.model import resolve_model
 from core import atomic
-from core.errors import BookwormError
+from core.errors import BookwormError, StoreError
+from indexing import store
+from indexing.records import Chunk
 
 
 def _answer_line(answer_id: str, total_ms: float) -> str:
@@ -102,6 +106,7 @@ from core import atomic
 with atomic.folder_lock(sys.argv[1], wait_s=5):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
+print(time.time(), flush=True)  # when it let go
 """
 
 
@@ -143,10 +148,11 @@ def test_second_writer_waits_for_a_short_first_one(tmp_path: Path) -> None:
     child = _hold_lock_in_child(final, 0.5)
     try:
         with atomic.atomic_dir(final, lock_wait_s=10) as tmp:
-            assert child.poll() is not None  # we got in only after the holder left
+            got_in = time.time()
             (tmp / "x").write_text("x")
     finally:
         child.wait()
+    assert child.stdout is not None and float(child.stdout.readline()) <= got_in
     assert not (tmp_path / ".index.lock").exists()  # removed on release: nothing left in the tree
 
 
@@ -179,3 +185,67 @@ def test_atomic_dir_removes_temp_folders_of_killed_writers(tmp_path: Path) -> No
     with atomic.atomic_dir(final) as tmp:
         (tmp / "x").write_text("x")
     assert not stale.exists() and (final / "x").exists()
+
+
+# --- c. readers see one build, never a mix ------------------------------------------------
+
+
+def _chunks(tag: str, n: int) -> list[Chunk]:
+    return [Chunk(f"{tag}-{i}", "a.pdf", i + 1, i + 1, f"{tag} text {i}", 3) for i in range(n)]
+
+
+def _write_build(index_dir: Path, tag: str, n: int, seed: int) -> np.ndarray:
+    vecs = np.random.default_rng(seed).normal(size=(n, 4)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    manifest = {"embedder": {"name": "fake", "dim": 4, "max_tokens": 32}, "counts": {"chunks": n}, "tag": tag}
+    store.write_store(index_dir, _chunks(tag, n), vecs, manifest, approx_threshold=1000)
+    return vecs
+
+
+@pytest.mark.parametrize("n_new", [3, 5])  # 3: counts agree, so only the stamp can tell the mix
+def test_store_load_never_mixes_two_builds(tmp_path: Path, monkeypatch, n_new: int) -> None:
+    index_dir = tmp_path / "index"
+    _write_build(index_dir, "old", 3, seed=0)
+    real_read_chunks = store.read_chunks
+    swapped: list[np.ndarray] = []
+
+    def read_then_swap(path: Path) -> list[Chunk]:
+        chunks = real_read_chunks(path)
+        if not swapped:  # a build swaps in its folder between our reads of two files
+            swapped.append(_write_build(index_dir, "new", n_new, seed=1))
+        return chunks
+
+    monkeypatch.setattr(store, "read_chunks", read_then_swap)
+    loaded = store.Store.load(index_dir)
+    assert loaded.manifest["tag"] == "new"
+    assert [c.chunk_id for c in loaded.chunks] == [c.chunk_id for c in _chunks("new", n_new)]
+    assert np.allclose(loaded.index.reconstruct_n(0, n_new), swapped[0])
+
+
+def test_store_load_gives_up_on_a_folder_swapped_on_every_read(tmp_path: Path, monkeypatch) -> None:
+    index_dir = tmp_path / "index"
+    _write_build(index_dir, "b0", 3, seed=0)
+    real_read_chunks = store.read_chunks
+    builds = iter(range(1, 10))
+
+    def read_then_swap(path: Path) -> list[Chunk]:
+        chunks = real_read_chunks(path)
+        _write_build(index_dir, f"b{next(builds)}", 3, seed=0)
+        return chunks
+
+    monkeypatch.setattr(store, "read_chunks", read_then_swap)
+    with pytest.raises(StoreError, match="replaced twice while it was read"):
+        store.Store.load(index_dir)
+
+
+def test_model_in_the_crash_window_of_a_swap_is_still_the_fine_tuned_one(tmp_path: Path) -> None:
+    model_dir = tmp_path / "finetuned"
+    old = tmp_path / ".finetuned.old"  # killed between the two renames: only the previous folder is left
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    manifest = {"base_model": {"used": "tiny"}, "perplexity": {"base": 30.0, "finetuned": 20.0}}
+    (old / "training_manifest.json").write_text(json.dumps(manifest))
+    info, source = resolve_model(model_dir, base_model="gpt2", offline_fallback=True)
+    assert info.fine_tuned and info.base_model == "tiny" and info.perplexity_finetuned == 20.0
+    assert Path(source.path) == old
+    assert "interrupted" in info.note and not old.with_name("finetuned").exists()  # a reader moves nothing
