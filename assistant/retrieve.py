@@ -2,7 +2,8 @@
 
 Then neighbouring chunks of the same file (consecutive rows, which overlap by construction,
 or chunks sharing a page) are merged into one passage, so the model sees one readable
-stretch of text instead of two overlapping fragments.
+stretch of text instead of two overlapping fragments. Contents and index chunks (``Chunk.kind``)
+stay searchable but are moved ``LISTING_DEMOTION`` places down before merging.
 
 The BM25 index is built from ``chunks.jsonl`` at load time (0.3 s for the 3,305 sample chunks,
 timed in ``Retriever.load_seconds``); no cache file to go stale.
@@ -29,6 +30,9 @@ MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60  # reciprocal-rank constant (Cormack et al. 2009): damps the weight of the very top ranks
 CANDIDATES = 30  # hits taken from each retriever before fusion and merging
 MAX_MERGE = 3  # chunks at most in one merged passage (keeps one passage from eating the budget)
+# places a contents/index chunk drops in the candidate ranking: still found when nothing else
+# matches ("which chapter covers X"), but below the pages that explain X
+LISTING_DEMOTION = 10
 
 # (query vectors (q, dim)) -> per query [(row, score)], best first (indexing.store.Store.search)
 DenseSearch = Callable[[np.ndarray, int], list[list[tuple[int, float]]]]
@@ -89,6 +93,23 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) ->
     return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
+def demote_listings(
+    ranked: Sequence[tuple[int, float]], chunks: Sequence[Chunk], places: int = LISTING_DEMOTION
+) -> list[tuple[int, float]]:
+    """Move each non-body chunk (``kind`` contents or index) ``places`` positions down ``ranked``.
+
+    Ranks, not scores, are shifted, so dense cosines, BM25 scores and fused scores are treated
+    alike; scores are returned unchanged. Chunks from indexes built before kinds existed are body.
+    """
+
+    def key(item: tuple[int, tuple[int, float]]) -> tuple[int, bool, int]:
+        position, (row, _) = item
+        listing = getattr(chunks[row], "kind", "body") != "body"
+        return (position + places * listing, listing, position)  # on a tie the body passage wins
+
+    return [pair for _, pair in sorted(enumerate(ranked), key=key)]
+
+
 def _overlap_words(a: str, b: str, max_words: int = 120) -> int:
     """Words at the end of ``a`` repeated at the start of ``b`` (neighbouring chunks overlap)."""
     wa, wb = a.split(), b.split()
@@ -119,11 +140,12 @@ def merge_chunks(chunks: Sequence[Chunk], rows: Sequence[int]) -> Chunk:
         page_end=max(p.page_end for p in parts),
         text=text,
         n_tokens=sum(p.n_tokens for p in parts),
+        kind=parts[0].kind,  # _near merges only chunks of one kind
     )
 
 
 def _near(a: Chunk, row_a: int, b: Chunk, row_b: int) -> bool:
-    if a.file != b.file:
+    if a.file != b.file or a.kind != b.kind:  # a contents page never joins the body after it
         return False
     return abs(row_a - row_b) == 1 or (a.page_start <= b.page_end and b.page_start <= a.page_end)
 
@@ -234,7 +256,7 @@ class Retriever:
         """The top ``k`` passages, neighbours merged (``merge=False``: raw chunks)."""
         if not self.chunks or k <= 0:
             return []
-        ranked = self.ranked(query, mode, n=max(CANDIDATES, 3 * k))
+        ranked = demote_listings(self.ranked(query, mode, n=max(CANDIDATES, 3 * k)), self.chunks)
         if not merge:
             return [Hit(self.chunks[r], s, i) for i, (r, s) in enumerate(ranked[:k], start=1)]
         return merge_neighbours(ranked, self.chunks, k)

@@ -23,12 +23,13 @@ from core.atomic import recover_dir
 from core.errors import ConfigError, StoreError
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
+from indexing.clean import CLEAN_VERSION
 from indexing.embed import Embedder, TextEncoder
 from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
 from indexing.records import CHUNKS_FILE, Chunk, read_chunks
 from indexing.store import EMBEDDINGS_FILE, read_manifest, write_store
 
-CHUNKER_VERSION = 1  # bump when chunk_pages changes: old chunks are then rebuilt
+CHUNKER_VERSION = 2  # bump when chunk_pages changes: old chunks are then rebuilt (2: one kind per chunk)
 
 
 @dataclasses.dataclass
@@ -154,6 +155,7 @@ def build_index(
         "extractor": extractor,
         "normalize_version": NORMALIZE_VERSION,
         "chunker_version": CHUNKER_VERSION,
+        "clean_version": CLEAN_VERSION,  # header/footer removal and page kinds (indexing.clean)
     }
 
     if chunk_tokens < 8 or not 0 <= chunk_overlap < chunk_tokens // 2:

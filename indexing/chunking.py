@@ -2,7 +2,8 @@
 
 Chunks are packed from sentences (paragraph breaks end a nearly full chunk early), so a
 chunk rarely starts mid-sentence; a sentence longer than a whole chunk is cut between
-words. Neighbours share up to ``overlap`` tokens so no fact is cut in two. Every chunk is
+words. Neighbours share up to ``overlap`` tokens so no fact is cut in two. A chunk never
+spans pages of different kinds (body, contents, index): each chunk carries one kind. Every chunk is
 checked against the limit with the real count of its own text: a chunk is never
 truncated silently by the embedder.
 """
@@ -28,6 +29,7 @@ class _Unit:
     page: int
     n: int  # tokens
     para_start: bool  # first sentence of a paragraph or page
+    kind: str = "body"  # the page's kind (indexing.clean)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -64,21 +66,22 @@ def _split_long(unit: _Unit, count: CountTokens, limit: int) -> list[_Unit]:
         cur_n += n
     if cur:
         pieces.append(_Unit(" ".join(cur), unit.page, cur_n, False))
+    pieces = [dataclasses.replace(p, kind=unit.kind) for p in pieces]
     if pieces:
         pieces[0] = dataclasses.replace(pieces[0], para_start=unit.para_start)
     return pieces
 
 
 def _units(pages: Sequence[Page], count: CountTokens, limit: int) -> list[_Unit]:
-    raw: list[tuple[str, int, bool]] = []
+    raw: list[tuple[str, int, bool, str]] = []
     for page in pages:
         for paragraph in page.text.split("\n\n"):
             for i, sentence in enumerate(split_sentences(paragraph)):
-                raw.append((sentence, page.page, i == 0))
+                raw.append((sentence, page.page, i == 0, page.kind))
     counts = count([r[0] for r in raw]) if raw else []
     units: list[_Unit] = []
-    for (text, page, para_start), n in zip(raw, counts, strict=True):
-        unit = _Unit(text, page, n, para_start)
+    for (text, page, para_start, kind), n in zip(raw, counts, strict=True):
+        unit = _Unit(text, page, n, para_start, kind)
         units.extend(_split_long(unit, count, limit) if n > limit else [unit])
     return units
 
@@ -106,7 +109,7 @@ def _tail(units: list[_Unit], budget: int, count: CountTokens) -> list[_Unit]:
         keep, total = keep + 1, total + n
     if keep == 0:
         return []
-    return [_Unit(" ".join(words[-keep:]), units[-1].page, total, False)]
+    return [_Unit(" ".join(words[-keep:]), units[-1].page, total, False, units[-1].kind)]
 
 
 def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, overlap: int) -> list[Chunk]:
@@ -136,6 +139,10 @@ def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, ov
     cur_n = 0
     fresh = False  # cur holds more than the overlap carried from the previous chunk
     for unit in _units(pages, count, chunk_tokens):
+        if cur and unit.kind != cur[-1].kind:  # a new kind of page: new chunk, no overlap carried
+            if fresh:
+                groups.append(cur)
+            cur, cur_n, fresh = [], 0, False
         full = cur_n + unit.n > chunk_tokens
         para_break = unit.para_start and cur_n >= PARAGRAPH_FILL * chunk_tokens
         if fresh and (full or para_break):
@@ -154,7 +161,7 @@ def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, ov
     file = pages[0].file
     for group, text, n in zip(groups, texts, count(texts), strict=True):
         for piece, piece_n in _fit(text, n, count, chunk_tokens):
-            chunks.append(Chunk("", file, group[0].page, group[-1].page, piece, piece_n))
+            chunks.append(Chunk("", file, group[0].page, group[-1].page, piece, piece_n, group[-1].kind))
     return [dataclasses.replace(c, chunk_id=chunk_id(file, i, c.text)) for i, c in enumerate(chunks)]
 
 

@@ -1,5 +1,8 @@
 """PDF files -> pages of normalised text, or a one-line reason why a file was skipped.
 
+Print furniture (running headers, footers, page numbers) is removed and each page typed
+(body, contents, index) by :mod:`indexing.clean` before normalisation, which joins lines.
+
 Every file ends as an :class:`Extraction`: ``reason is None`` means indexed. Nothing here
 raises for a bad file, so one broken PDF never stops the others. Files can be extracted
 in parallel worker processes (:func:`extract_files`).
@@ -19,6 +22,7 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from core.errors import ConfigError
+from indexing.clean import clean_pages
 from indexing.records import Page
 
 EXTRACTORS = ("pypdf", "pypdfium2")
@@ -199,17 +203,19 @@ def extract_file(path: str | Path, relpath: str, extractor: str = "pypdf") -> Ex
     except Exception as e:  # any parser failure is this file's problem only
         return done([], 0, _open_failure(path, e))
 
-    pages: list[Page] = []
+    raw_pages: list[str] = []
     failed: list[int] = []
     for page_no in range(1, n + 1):
         try:
-            raw = page_text(page_no - 1)
+            raw_pages.append(page_text(page_no - 1))
         except Exception:  # one broken page costs that page only
             failed.append(page_no)
-            continue
-        text = normalize_text(raw)
+            raw_pages.append("")  # keeps the numbering the page-number rule reads
+    pages: list[Page] = []
+    for page_no, cleaned in enumerate(clean_pages(raw_pages), start=1):
+        text = normalize_text(cleaned.text)
         if text:
-            pages.append(Page(relpath, page_no, text))
+            pages.append(Page(relpath, page_no, text, cleaned.kind))
     if n and len(failed) == n:
         return done([], n, _open_failure(path, RuntimeError("no page could be read")))
     letters = sum(ch.isalnum() for p in pages for ch in p.text)

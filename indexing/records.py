@@ -22,7 +22,8 @@ MANIFEST_FILE = "manifest.json"  # how the store was made (see indexing.store)
 class Page:
     file: str  # path relative to the corpus folder, e.g. "bash/bashref.pdf"
     page: int  # 1-based physical page number
-    text: str  # normalised text (NFKC, hyphenation rejoined, whitespace collapsed)
+    text: str  # normalised text (NFKC, hyphenation rejoined, whitespace collapsed), no headers/footers
+    kind: str = "body"  # "body", "contents" or "index" (indexing.clean.page_kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Chunk:
     page_end: int  # last page (inclusive)
     text: str
     n_tokens: int  # embedder word-pieces, always <= the embedder's limit
+    # "body", "contents" or "index": contents/index chunks stay searchable but rank lower and are
+    # not evidence or training text. Last, with a default, so chunks.jsonl from before still reads.
+    kind: str = "body"
 
     @property
     def pages(self) -> list[int]:
@@ -52,6 +56,7 @@ class Hit:
             "score": round(float(self.score), 6),
             "text": self.chunk.text,
             "chunk_id": self.chunk.chunk_id,
+            "kind": self.chunk.kind,
         }
 
 

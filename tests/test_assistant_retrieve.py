@@ -8,6 +8,7 @@ import pytest
 from assistant.retrieve import (
     Retriever,
     bm25_tokens,
+    demote_listings,
     merge_chunks,
     merge_neighbours,
     reciprocal_rank_fusion,
@@ -58,6 +59,50 @@ def test_merge_neighbours() -> None:
     assert [h.rank for h in hits] == [1, 2, 3]
     # k caps the passages; another book's page 2 is not a neighbour
     assert len(merge_neighbours([(1, 0.9), (2, 0.8), (3, 0.6)], chunks, k=2)) == 2
+
+
+DEMOTE_CASES = [
+    # (name, kinds of rows 0..n-1, ranked rows, places, rows after demotion)
+    ("body only: unchanged", "bbbb", [0, 1, 2, 3], 10, [0, 1, 2, 3]),
+    ("contents first drops below the body", "cbbb", [0, 1, 2, 3], 10, [1, 2, 3, 0]),
+    ("drops exactly `places` positions", "bbibbb", [2, 0, 1, 3, 4, 5], 2, [0, 1, 2, 3, 4, 5]),
+    ("two listings keep their order", "cibb", [0, 1, 2, 3], 2, [2, 0, 3, 1]),
+    ("listings alone still come back", "ci", [1, 0], 10, [1, 0]),
+    ("places=0 turns it off", "cb", [0, 1], 0, [0, 1]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds", "ranked", "places", "expected"), DEMOTE_CASES, ids=[c[0] for c in DEMOTE_CASES]
+)
+def test_demote_listings(name: str, kinds: str, ranked: list[int], places: int, expected: list[int]) -> None:
+    full = {"b": "body", "c": "contents", "i": "index"}
+    chunks = [Chunk(f"c{i}", "a.pdf", i + 1, i + 1, "t", 1, full[k]) for i, k in enumerate(kinds)]
+    scores = {row: 1.0 - row / 10 for row in ranked}
+    out = demote_listings([(row, scores[row]) for row in ranked], chunks, places)
+    assert [row for row, _ in out] == expected
+    assert all(score == scores[row] for row, score in out)  # scores are not rewritten
+
+
+def test_contents_chunk_ranks_below_the_page_it_points_to() -> None:
+    chunks = [
+        *book_chunks(),
+        Chunk("toc", "bash.pdf", 2, 2, "Redirection standard error to a file . . . 4", 9, "contents"),
+    ]
+    r = Retriever(chunks, mode="bm25")
+    hits = r.search("redirection standard error file", k=3)
+    assert hits[0].chunk.kind == "body" and 4 in hits[0].chunk.pages
+    assert "toc" in [h.chunk.chunk_id for h in r.search("redirection standard error file", k=len(chunks))]
+
+
+def test_merge_keeps_kinds_apart() -> None:
+    chunks = [
+        Chunk("c0", "a.pdf", 1, 1, "Contents intro . . . 2", 4, "contents"),
+        Chunk("c1", "a.pdf", 2, 2, "Intro text here.", 3),
+        Chunk("c2", "a.pdf", 3, 3, "More intro text.", 3),
+    ]
+    hits = merge_neighbours([(1, 0.9), (0, 0.8), (2, 0.7)], chunks, k=3)
+    assert [(h.chunk.chunk_id, h.chunk.kind) for h in hits] == [("c1+c2", "body"), ("c0", "contents")]
 
 
 def test_bm25_tokens() -> None:

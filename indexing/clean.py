@@ -1,0 +1,192 @@
+"""One file's raw page texts -> page texts without print furniture, and each page's kind (pure).
+
+Running headers, footers and page numbers are found per file from repetition, the way a
+reader spots them: the first and last lines of pages are compared with their digits
+masked ("Chapter 3: Basic Shell Features 39" -> "Chapter #: Basic Shell Features #").
+A line at the top or bottom of a page is furniture when it is
+
+* a bare page number ("39", "xiv");
+* repeated (masked) at the same end of >= ``REPEAT_SHARE`` of the pages (a book title);
+* repeated (masked) at the same end of >= ``RUN_PAGES`` pages that are at most
+  ``RUN_GAP`` pages apart (a chapter's running head, on every page or every other page),
+  if it holds a word;
+* or it ends with a number that follows the page sequence (page - number is an
+  offset shared by >= ``OFFSET_PAGES`` pages: "2.4. Script mode 11" on page 29).
+
+A line with dot leaders is a contents or index entry, never furniture.
+
+Pages are then typed from their lines: ``contents`` (dot leaders, or title-number columns
+that start with section numbers) and ``index`` (term, page-list lines, or dot leaders in
+the back half of the file). Everything else is ``body``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+CLEAN_VERSION = 1  # bump when these rules change: indexes built before are then rebuilt
+KINDS = ("body", "contents", "index")
+
+REPEAT_SHARE = 0.3  # masked line at the same end of this share of pages = running title
+RUN_PAGES = 3  # ... or on this many pages close together = a chapter's running head
+RUN_GAP = 2  # "close together": every page or every other page (odd/even heads)
+OFFSET_PAGES = 3  # pages agreeing on page - printed number before a number counts as a folio
+MAX_FURNITURE_LINES = 2  # at most this many lines removed from each end of a page
+MAX_FURNITURE_CHARS = 100  # a longer line is text, never a header
+LISTING_MIN_LINES = 5  # fewer lines than this: too little to call a page contents or index
+LISTING_SHARE = 0.5  # share of a page's lines that must be listing entries
+
+_DIGITS = re.compile(r"\d+")
+_WORD = re.compile(r"[^\W\d_]{3}")  # a run needs a word: figure labels ("E1", "1.1 1.2") repeat too
+_ROMAN = r"[ivxlcdm]{1,7}"
+_PAGE_NUMBER = re.compile(rf"^(?:\d{{1,4}}|{_ROMAN}|{_ROMAN.upper()})$")
+_TRAILING_NUMBER = re.compile(r"\S\s+(\d{1,4})$")
+_LEADER = re.compile(r"(?:\.\s*){3,}\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$")  # "Redirections . . . . 38"
+_PAGE_LIST = re.compile(
+    r"[A-Za-z].*?,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?(?:\s*,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?)*$"
+)
+_TITLE_NUMBER = re.compile(r".*[A-Za-z].*\s(?:\d{1,4}|[ivxlc]{1,6})$")  # "8 Scapegoat Trees 173"
+_SECTION_START = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s|(?:Chapter|Appendix|Part)\b|[A-Z]\.\d)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanPage:
+    text: str  # the page's raw text without its furniture lines (line breaks kept)
+    kind: str  # one of KINDS
+    removed: tuple[str, ...] = ()  # the furniture lines taken off, top first
+
+
+def _lines(raw: str) -> list[str]:
+    """Lines as extracted (blank ones too: normalisation reads them as paragraph breaks)."""
+    return raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _text_lines(lines: Sequence[str]) -> list[str]:
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _mask(line: str) -> str:
+    return _DIGITS.sub("#", " ".join(line.lower().split()))
+
+
+def _printed_number(line: str) -> int | None:
+    """A page number closing a line ("Chapter 3: Basic Shell Features 39"). A leading number is
+    not read: "1 Introduction" is a chapter title that happens to sit on page 1 (a running
+    head that starts with its page number repeats, and the run rule finds it)."""
+    m = _TRAILING_NUMBER.search(line)
+    return int(m.group(1)) if m else None
+
+
+def _in_runs(pages: Sequence[int]) -> set[int]:
+    """Pages that belong to a run of >= RUN_PAGES occurrences each <= RUN_GAP pages apart."""
+    found: set[int] = set()
+    run: list[int] = []
+    for page in sorted(pages):
+        if run and page - run[-1] > RUN_GAP:
+            found.update(run if len(run) >= RUN_PAGES else ())
+            run = []
+        run.append(page)
+    found.update(run if len(run) >= RUN_PAGES else ())
+    return found
+
+
+class _Furniture:
+    """What counts as a header or footer line in one file (learned from all its pages)."""
+
+    def __init__(self, pages: Sequence[list[str]]):
+        n = len(pages)
+        self.repeated: dict[str, set[str]] = {}  # end ("top"/"bottom") -> masked lines
+        self.offsets: set[int] = set()
+        offsets: Counter[int] = Counter()
+        for end in ("top", "bottom"):
+            where: dict[str, list[int]] = defaultdict(list)
+            for i, page in enumerate(pages):
+                lines = _text_lines(page)
+                edge = lines[:MAX_FURNITURE_LINES] if end == "top" else lines[-MAX_FURNITURE_LINES:]
+                for line in dict.fromkeys(edge):
+                    if len(line) <= MAX_FURNITURE_CHARS:
+                        where[_mask(line)].append(i)
+                        number = _printed_number(line)
+                        if number is not None:
+                            offsets[i - number] += 1
+            self.repeated[end] = {
+                masked
+                for masked, found in where.items()
+                if len(found) >= max(RUN_PAGES, REPEAT_SHARE * n)
+                or (_WORD.search(masked) and _in_runs(found))
+            }
+        self.offsets = {offset for offset, count in offsets.items() if count >= OFFSET_PAGES}
+
+    def is_furniture(self, line: str, index: int, end: str) -> bool:
+        if len(line) > MAX_FURNITURE_CHARS or _LEADER.search(line):  # a contents or index entry
+            return False
+        if _PAGE_NUMBER.match(line):
+            return True
+        if _mask(line) in self.repeated[end]:
+            return True
+        number = _printed_number(line)
+        return number is not None and index - number in self.offsets
+
+
+def _strip(lines: list[str], index: int, furniture: _Furniture) -> tuple[list[str], list[str]]:
+    """``lines`` without up to MAX_FURNITURE_LINES furniture lines at each end, and those lines."""
+    removed: dict[str, list[str]] = {"top": [], "bottom": []}
+    for end, at in (("top", 0), ("bottom", -1)):
+        while lines and not lines[at].strip():
+            lines.pop(at)
+        while (
+            lines
+            and len(removed[end]) < MAX_FURNITURE_LINES
+            and furniture.is_furniture(lines[at].strip(), index, end)
+        ):
+            removed[end].append(lines.pop(at).strip())
+            while lines and not lines[at].strip():
+                lines.pop(at)
+    return lines, removed["top"] + removed["bottom"][::-1]
+
+
+def page_kind(lines: Sequence[str], position: float) -> str:
+    """``contents``, ``index`` or ``body`` for one page's lines (furniture already removed).
+
+    Args:
+        lines: the page's non-empty lines.
+        position: where the page sits in its file, 0.0 (first page) to 1.0 (last page).
+    """
+    if len(lines) < LISTING_MIN_LINES:
+        return "body"
+    share = LISTING_SHARE * len(lines)
+    leaders = sum(bool(_LEADER.search(line)) for line in lines)
+    page_lists = sum(bool(_PAGE_LIST.fullmatch(line)) and not _LEADER.search(line) for line in lines)
+    titled = sum(bool(_TITLE_NUMBER.fullmatch(line)) for line in lines)
+    sections = sum(bool(_SECTION_START.match(line)) for line in lines)
+    if page_lists >= share:
+        return "index"
+    if leaders >= share:  # texinfo books use leaders for both; a back-of-book index sits at the end
+        return "index" if position > 0.5 and sections < share else "contents"
+    if titled >= share and sections >= share and position <= 0.5:
+        return "contents"
+    return "body"
+
+
+def clean_pages(raw_pages: Sequence[str]) -> list[CleanPage]:
+    """Remove running headers, footers and page numbers from one file's pages, and type each page.
+
+    Args:
+        raw_pages: the extractor's text of every physical page of one file, in order (empty
+            strings for empty pages keep the numbering, which the page-number rule relies on).
+
+    Returns:
+        One :class:`CleanPage` per input page; ``text`` keeps the remaining lines, one per line.
+    """
+    pages = [_lines(raw) for raw in raw_pages]
+    furniture = _Furniture(pages)
+    last = max(1, len(pages) - 1)
+    out: list[CleanPage] = []
+    for i, lines in enumerate(pages):
+        kept, removed = _strip(list(lines), i, furniture)
+        kind = page_kind(_text_lines(kept), i / last)
+        out.append(CleanPage("\n".join(kept), kind, tuple(removed)))
+    return out
