@@ -44,9 +44,12 @@ _WORD = re.compile(r"[^\W\d_]{3}")  # a run needs a word: figure labels ("E1", "
 _ROMAN = r"[ivxlcdm]{1,7}"
 _PAGE_NUMBER = re.compile(rf"^(?:\d{{1,4}}|{_ROMAN}|{_ROMAN.upper()})$")
 _TRAILING_NUMBER = re.compile(r"\S\s+(\d{1,4})$")
-_LEADER = re.compile(r"(?:\.\s*){3,}\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$")  # "Redirections . . . . 38"
-_PAGE_LIST = re.compile(
-    r"[A-Za-z].*?,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?(?:\s*,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?)*$"
+_PAGES = r"\d{1,4}(?:\s*[-–]\s*\d{1,4})?"  # "12" or "12-15"
+_PAGE_LIST = re.compile(rf"[A-Za-z].*?,\s*{_PAGES}(?:\s*,\s*{_PAGES})*$")  # "recursion, 12, 40-42"
+# "Redirections . . . . 38", "coercion . . . 3, 4, 17", "assignment . . 5, 11", "Preface . . . ix",
+# or a wrapped entry's leaders alone ("atomic . . . . . . .")
+_LEADER = re.compile(
+    rf"(?:(?:\.\s*){{2,}}\s*(?:{_PAGES}(?:\s*,\s*{_PAGES})*|[ivxlc]{{1,6}})|(?:\.\s*){{3,}})\s*$"
 )
 _TITLE_NUMBER = re.compile(r".*[A-Za-z].*\s(?:\d{1,4}|[ivxlc]{1,6})$")  # "8 Scapegoat Trees 173"
 _SECTION_START = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s|(?:Chapter|Appendix|Part)\b|[A-Z]\.\d)")
@@ -148,18 +151,20 @@ def _strip(lines: list[str], index: int, furniture: _Furniture) -> tuple[list[st
     return lines, removed["top"] + removed["bottom"][::-1]
 
 
-def page_kind(lines: Sequence[str], position: float) -> str:
+def page_kind(lines: Sequence[str], position: float, previous: str = "body") -> str:
     """``contents``, ``index`` or ``body`` for one page's lines (furniture already removed).
 
     Args:
         lines: the page's non-empty lines.
         position: where the page sits in its file, 0.0 (first page) to 1.0 (last page).
+        previous: the kind of the page before; a short page of entries continues it (the
+            last few lines of an index).
     """
-    if len(lines) < LISTING_MIN_LINES:
-        return "body"
     share = LISTING_SHARE * len(lines)
     leaders = sum(bool(_LEADER.search(line)) for line in lines)
     page_lists = sum(bool(_PAGE_LIST.fullmatch(line)) and not _LEADER.search(line) for line in lines)
+    if len(lines) < LISTING_MIN_LINES:
+        return previous if lines and leaders + page_lists >= share else "body"
     titled = sum(bool(_TITLE_NUMBER.fullmatch(line)) for line in lines)
     sections = sum(bool(_SECTION_START.match(line)) for line in lines)
     if page_lists >= share:
@@ -187,6 +192,6 @@ def clean_pages(raw_pages: Sequence[str]) -> list[CleanPage]:
     out: list[CleanPage] = []
     for i, lines in enumerate(pages):
         kept, removed = _strip(list(lines), i, furniture)
-        kind = page_kind(_text_lines(kept), i / last)
+        kind = page_kind(_text_lines(kept), i / last, out[-1].kind if out else "body")
         out.append(CleanPage("\n".join(kept), kind, tuple(removed)))
     return out

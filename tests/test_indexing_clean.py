@@ -133,6 +133,13 @@ bind . . . . . . . . . . . . . . . 56
 break . . . . . . . . . . . . . . . 46
 builtin . . . . . . . . . . . . . . 57
 caller . . . . . . . . . . . . . . 57"""
+INDEX_WRAPPED = """Concept Index
+A
+argument . . . . . . . . . . . . . . . . . . . 4, 25
+assignment . . 5, 11, 12, 20, 22
+atomic . . . . . . . . . . . . . . . . . . . . . .
+. . . . . . 7
+attributes . . . . . . . . . . . . . . . . . . 7"""
 NUMBERED_CODE = """x <- c(1, 2, 3)
 y <- x * 2
 z <- sum(y) + 10
@@ -149,6 +156,7 @@ KIND_CASES = [
     ("title-number columns at the back are not contents", CONTENTS_COLUMNS, 0.9, "body"),
     ("prose", body(0), 0.5, "body"),
     ("code whose lines end in numbers", NUMBERED_CODE, 0.5, "body"),
+    ("index with page lists and wrapped leaders", INDEX_WRAPPED, 0.97, "index"),
     ("too few lines to tell", "Contents\n1 Intro . . . . 1", 0.01, "body"),
 ]
 
@@ -156,6 +164,27 @@ KIND_CASES = [
 @pytest.mark.parametrize(("name", "text", "position", "kind"), KIND_CASES, ids=[c[0] for c in KIND_CASES])
 def test_page_kind(name: str, text: str, position: float, kind: str) -> None:
     assert page_kind(text.split("\n"), position) == kind
+
+
+CONTINUE_CASES = [
+    # (name, page lines, kind of the page before, kind)
+    (
+        "the last lines of an index",
+        ["cl:vector . . . . . 49", "W", "sb-thread:waitqueue . . . . 104"],
+        "index",
+        "index",
+    ),
+    ("a short page after the body", ["cl:vector . . . . . 49", "W"], "body", "body"),
+    ("a colophon after the index", ["Colophon", "This manual is maintained in Texinfo."], "index", "body"),
+    ("an empty page", [], "index", "body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "previous", "kind"), CONTINUE_CASES, ids=[c[0] for c in CONTINUE_CASES]
+)
+def test_short_page_continues_a_listing(name: str, lines: list[str], previous: str, kind: str) -> None:
+    assert page_kind(lines, 0.99, previous) == kind
 
 
 # --- the whole path, from printed PDFs -------------------------------------------------------
