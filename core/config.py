@@ -130,6 +130,23 @@ def make_settings(values: Mapping[str, Any]) -> Settings:
     return Settings(**{k: _coerce(k, v) for k, v in values.items()})
 
 
+def _toml_settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a TOML file: its ``[bookworm]`` table, or its top level when it has none."""
+    if "bookworm" not in data:
+        return data
+    table, outside = data["bookworm"], sorted(k for k in data if k != "bookworm")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: `bookworm` must be a table ([bookworm]), got {table!r}")
+    if outside:
+        # keys above the header, or other tables: ignoring them would silently drop settings
+        # the user believes are in force
+        raise ConfigError(
+            f"{path}: {', '.join(outside)} outside the [bookworm] table; "
+            "put every setting under [bookworm], or remove the [bookworm] line"
+        )
+    return table
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Defaults < TOML file < overrides. ``None`` overrides are ignored (flag not given)."""
     values: dict[str, Any] = {}
@@ -137,9 +154,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from e
-        values.update(data.get("bookworm", data))
+        values.update(_toml_settings(path, data))
     elif config_file:
         raise ConfigError(f"config file not found: {path}")
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -16,7 +16,8 @@ import pytest
 from assistant import monitor
 from assistant.model import resolve_model
 from core import atomic
-from core.errors import BookwormError, StoreError
+from core.config import load_settings
+from core.errors import BookwormError, ConfigError, StoreError
 from indexing import store
 from indexing.records import Chunk
 
@@ -249,3 +250,29 @@ def test_model_in_the_crash_window_of_a_swap_is_still_the_fine_tuned_one(tmp_pat
     assert info.fine_tuned and info.base_model == "tiny" and info.perplexity_finetuned == 20.0
     assert Path(source.path) == old
     assert "interrupted" in info.note and not old.with_name("finetuned").exists()  # a reader moves nothing
+
+
+# --- d. settings outside the [bookworm] table ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("passages = 7\n[bookworm]\nhistory_turns = 1\n", r"passages outside the \[bookworm\] table"),
+        ('bookworm = "yes"\n', r"`bookworm` must be a table"),
+        ("[bookworm]\npassages = 7\n[training]\nepochs = 2\n", r"training outside the \[bookworm\] table"),
+    ],
+)
+def test_settings_outside_the_bookworm_table_are_errors(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bookworm.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_bookworm_table_alone_or_no_table_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "bookworm.toml"
+    path.write_text("[bookworm]\npassages = 7\n")
+    assert load_settings(path).passages == 7
+    path.write_text("passages = 6\n")
+    assert load_settings(path).passages == 6
