@@ -79,8 +79,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise BookwormError("give either a query or --queries FILE")
     if args.queries:
-        with open(args.queries, encoding="utf-8") as f:
-            queries = [line.strip() for line in f if line.strip()]
+        try:
+            with open(args.queries, encoding="utf-8") as f:
+                queries = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise BookwormError(f"cannot read --queries {args.queries}: {reason}") from e
     else:
         queries = [args.query]
     store = Store.load(s.index_dir, embedder=s.embedder)

@@ -276,3 +276,20 @@ def test_bookworm_table_alone_or_no_table_still_load(tmp_path: Path) -> None:
     assert load_settings(path).passages == 7
     path.write_text("passages = 6\n")
     assert load_settings(path).passages == 6
+
+
+# --- e. CLI input files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "reason"), [(None, "No such file"), (b"\xff\xfe bad\n", "utf-8")])
+def test_search_queries_file_problems_are_one_line(tmp_path, monkeypatch, capsys, content, reason) -> None:
+    from indexing.__main__ import main
+
+    monkeypatch.chdir(tmp_path)  # no bookworm.toml here
+    queries = tmp_path / "questions.txt"
+    if content is not None:
+        queries.write_bytes(content)
+    assert main(["search", "--queries", str(queries), "--index", str(tmp_path / "index")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read --queries {queries}") and reason in err
+    assert err.count("\n") == 1 and "Traceback" not in err
