@@ -104,5 +104,9 @@ demo: $(STAMP) ## the main job: sample corpus -> index -> fine-tune (TIME_BUDGET
 	@echo "== 4/4 chat UI"
 	@$(MAKE) --no-print-directory app INDEX=$(INDEX) MODEL=$(MODEL) PORT=$(PORT)
 
-clean: ## remove the index, models, logs and reports (keeps the corpus and .venv)
-	rm -rf $(INDEX) $(MODEL) logs reports/*.png
+# reports/: only the files git does not track (what `make eval` wrote); the committed ones are linked from the README
+clean: ## remove the index, models, logs and generated reports (keeps the corpus, .venv and committed reports)
+	rm -rf $(INDEX) $(MODEL) logs
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z --others -- reports | xargs -0 -r rm -f --; \
+	else echo "not a git checkout: reports/ left as is"; fi

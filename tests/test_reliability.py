@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -293,3 +294,29 @@ def test_search_queries_file_problems_are_one_line(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot read --queries {queries}") and reason in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# --- f. make clean keeps committed files --------------------------------------------------
+
+
+@pytest.mark.skipif(not (shutil.which("make") and shutil.which("git")), reason="needs make and git")
+def test_make_clean_removes_generated_reports_only(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "committed.png").write_bytes(b"png")
+    (tmp_path / "reports" / "committed.md").write_text("![](committed.png)")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "reports")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "reports")
+    (tmp_path / "reports" / "eval-new.png").write_bytes(b"png")
+    (tmp_path / "reports" / "eval-new.md").write_text("new")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "logs").mkdir()
+    subprocess.run(["make", "-s", "clean", "INDEX=index", "MODEL=model"], cwd=tmp_path, check=True)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["committed.md", "committed.png"]
+    assert not (tmp_path / "index").exists() and not (tmp_path / "logs").exists()
