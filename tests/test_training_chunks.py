@@ -70,19 +70,20 @@ def test_body_chunks_leave_out_contents_and_index_pages():
 def test_finetune_splits_body_chunks_only(tmp_path, monkeypatch):
     """Held-out and training text both come from body chunks (the split sees no other)."""
     from training import finetune as ft
+    from training import prepare
 
     chunks = [
         KindChunk(f"a-{i}", "a.pdf", i, i, f"text {i}", 2, kind="index" if i < 3 else "body")
         for i in range(8)
     ]
-    monkeypatch.setattr(ft, "read_index", lambda index_dir: (chunks, "sha", {}))
+    monkeypatch.setattr(prepare, "read_index", lambda index_dir: (chunks, "sha", {}))
     seen = {}
 
     def fake_split(cs, fraction):
         seen["ids"] = [c.chunk_id for c in cs]
         raise StoreError("stop here")
 
-    monkeypatch.setattr(ft, "split_chunks", fake_split)
+    monkeypatch.setattr(prepare, "split_chunks", fake_split)
     with pytest.raises(StoreError, match="stop here"):
         ft.finetune(tmp_path, tmp_path / "out", "gpt2", _hp(), log=lambda *a: None)
     assert seen["ids"] == [f"a-{i}" for i in range(3, 8)]

@@ -199,3 +199,17 @@ def test_offline_gguf_model_resolves_and_is_the_fallback(monkeypatch):
     assert tok.eos_token_id is not None and tok.pad_token_id is not None
     assert context_window(model, tok) >= 512
     assert type(model).__name__ == "LlamaForCausalLM"
+
+
+def test_a_time_budget_is_spent_then_the_run_stops(tmp_path, index_dir, tiny_gpt2_dir):
+    from training.budget import SAVE_FIXED_SECONDS
+
+    out = tmp_path / "models" / "finetuned"
+    budget_s = 20.0
+    m = run(index_dir, out, tiny_gpt2_dir, tiny_hp(epochs=10_000.0, time_budget=budget_s / 60))
+    assert m["stopped_by"] == "time_budget (planned steps done)"
+    assert m["schedule"]["replans"] >= 1 and m["steps"] == m["schedule"]["planned_steps"]
+    assert m["wall_seconds"] <= budget_s + 5  # the reserve held: evaluation and saves inside the budget
+    # ...and it stopped only when the next step would eat into it (at an epoch's end, two of each)
+    assert m["wall_seconds"] >= budget_s - 2 * (SAVE_FIXED_SECONDS + 1) - 3
+    assert (work_dir(out) / "run.json").exists()  # cut by the budget: kept for --resume, marked finished

@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_args(parser, *TRAINING_SETTINGS, aliases={"model_dir": ("--output",)})
     parser.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint of an interrupted run"
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint, or fail; without it an interrupted run of the same "
+        "chunks, base model and settings continues too, and anything else starts over",
     )
     parser.add_argument(
         "--if-stale",

@@ -1,0 +1,154 @@
+"""The Hugging Face Trainer as bookworm runs it: device and precision, the arguments, the datasets.
+
+Evaluation and checkpoints at each epoch's end (and at a stop mid-epoch), the best of them
+kept and reloaded at the end; batches of packed blocks, never padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+from core.hardware import cpu_supports_bf16
+from training.hyperparameters import Hyperparameters
+
+LOGGED_POINTS = 40  # points on the loss curve; every step when the run is shorter
+
+
+def choose_device_precision(requested: str) -> tuple[str, str]:
+    """(device type, precision): CUDA bf16 (fp16 where unsupported), CPU bf16 autocast where native."""
+    import torch
+
+    if torch.cuda.is_available():
+        device, bf16_ok, fp16_ok = "cuda", torch.cuda.is_bf16_supported(), True
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device, bf16_ok, fp16_ok = "mps", False, False
+    else:
+        device, bf16_ok, fp16_ok = "cpu", cpu_supports_bf16(), False
+    if requested == "auto":
+        return device, "bf16" if bf16_ok else ("fp16" if fp16_ok else "fp32")
+    if (requested == "bf16" and not bf16_ok and device != "cpu") or (requested == "fp16" and not fp16_ok):
+        raise ConfigError(f"precision {requested} is not supported on this {device}; use auto or fp32")
+    return device, requested
+
+
+def training_arguments(hp: Hyperparameters, work: Path, device: str, precision: str) -> Any:
+    """The Trainer's arguments; ``max_steps`` and ``logging_steps`` are set once the steps are planned.
+
+    Creating them starts the distributed state under torchrun.
+    """
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=hp.epochs,
+        max_steps=hp.max_steps,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.grad_accum,
+        learning_rate=hp.learning_rate,
+        warmup_steps=hp.warmup_ratio,  # < 1 means a share of the steps
+        lr_scheduler_type=hp.lr_scheduler,
+        weight_decay=hp.weight_decay,
+        eval_strategy="epoch",  # a stop mid-epoch (budget, max_steps) also ends with one
+        save_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=25,
+        logging_first_step=True,
+        include_num_input_tokens_seen="all",  # packed: every token is a useful one
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        **checkpointing_kwargs(hp.gradient_checkpointing),
+        seed=hp.seed,
+        data_seed=hp.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def logging_steps(planned: int) -> int:
+    return max(1, min(25, planned // LOGGED_POINTS))
+
+
+def make_trainer(
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    train: Sequence[Sequence[int]],
+    held_out: Sequence[Sequence[int]],
+    callbacks: Sequence[Any],
+) -> Any:
+    from transformers import Trainer, default_data_collator
+
+    model.config.use_cache = False  # no generation while training; required with checkpointing
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=BlockDataset(train),
+        eval_dataset=BlockDataset(held_out),
+        data_collator=default_data_collator,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+
+
+class BlockDataset:
+    """Packed blocks as a map-style dataset; labels are the input ids (the model shifts them).
+
+    Batches go through ``default_data_collator``, not ``DataCollatorForLanguageModeling``:
+    the latter masks pad tokens in the labels, and GPT-2's pad *is* EOS, our chunk separator.
+    """
+
+    def __init__(self, blocks: Sequence[Sequence[int]]):
+        import torch
+
+        lengths = {len(b) for b in blocks}
+        assert len(lengths) <= 1, "blocks must share one length (only the short-stream case is short)"
+        self.ids = torch.tensor(blocks, dtype=torch.long)  # (n_blocks, block_size)
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def seconds_per_block(model: Any, block: list[int], device: Any, precision: str) -> float:
+    """Time one forward pass over one block, as the evaluation will run it."""
+
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
+    ids = torch.tensor([block], device=device)
+    was_training = model.training
+    model.eval()
+    t = time.time()
+    with torch.no_grad(), autocast:
+        model(input_ids=ids)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    model.train(was_training)
+    return max(time.time() - t, 1e-3)
+
+
+def checkpointing_kwargs(enabled: bool) -> dict[str, bool]:
+    """transformers 5.x renamed gradient_checkpointing to activation_checkpointing (old name warns)."""
+    if not enabled:
+        return {}
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {
+        "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": True
+    }
