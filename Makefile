@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED := 1
 # Offline packaged models make the hub optional; tokenizers would otherwise warn after fork()
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install test test-fast lint format sample-corpus index train app ask chat eval \
+.PHONY: help install test test-fast test-faults lint format sample-corpus index train app ask chat eval \
         bench bench-index bench-train bench-answer demo clean
 
 help: ## list the targets
@@ -43,6 +43,9 @@ test: $(STAMP) ## run every test tier (fast, tiny models, AppTest, real browser)
 
 test-fast: $(STAMP) ## run only the fast deterministic tests
 	$(PY) -m pytest -q -m "not slow and not browser"
+
+test-faults: $(STAMP) ## fault injection: kill -9 index builds, mutated PDFs (about a minute)
+	BOOKWORM_FAULTS=1 $(PY) -m pytest -q -m faults tests/test_faults.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .

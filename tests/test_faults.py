@@ -1,0 +1,118 @@
+"""Fault injection (issue 11 part 2): kill -9 index builds, mutated PDFs. ``make test-faults``.
+
+Skipped unless BOOKWORM_FAULTS=1 (the Makefile target sets it): about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from indexing.build import build_index
+from indexing.records import MANIFEST_FILE
+from indexing.store import EMBEDDINGS_FILE, Store
+from tests.conftest import make_pdf
+from tests.test_indexing_build import FakeEmbedder, filler
+
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.skipif(
+        not os.environ.get("BOOKWORM_FAULTS"), reason="fault injection: run `make test-faults`"
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+KILL_TRIALS = 20
+TIMING_KEYS = {"built_at", "build_seconds", "extract_seconds"}  # differ between two identical builds
+
+_BUILD = """
+import sys, time
+from indexing.build import build_index
+from tests.test_indexing_build import FakeEmbedder
+print("start", flush=True)
+t0 = time.perf_counter()
+build_index(sys.argv[1], sys.argv[2], embedder=FakeEmbedder(), workers=1, chunk_tokens=64,
+            chunk_overlap=8, progress=False, log=lambda _: None)
+print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def _build(corpus: Path, index: Path) -> None:
+    build_index(
+        corpus, index, embedder=FakeEmbedder(), workers=1, chunk_tokens=64, chunk_overlap=8,
+        progress=False, log=lambda _: None,
+    )  # fmt: skip
+
+
+def _without_timings(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMING_KEYS}
+    return obj
+
+
+def _fingerprint(index: Path) -> tuple[list[str], bytes, str]:
+    """Chunk ids, vectors and manifest of the build a reader sees (timings left out)."""
+    store = Store.load(index)
+    folder = store.index_dir
+    vectors = np.load(folder / EMBEDDINGS_FILE).tobytes()
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    return [c.chunk_id for c in store.chunks], vectors, json.dumps(_without_timings(manifest), sort_keys=True)
+
+
+def _start_build(corpus: Path, index: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BUILD, str(corpus), str(index)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "start"  # imports done
+    return child
+
+
+def test_kill_9_during_an_index_build_leaves_the_old_or_the_new_index(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    make_pdf(corpus / "shell.pdf", filler("shell"))
+    make_pdf(corpus / "lisp.pdf", filler("lisp"))
+    old_index = tmp_path / "old"
+    _build(corpus, old_index)
+    old = _fingerprint(old_index)
+    make_pdf(corpus / "regex.pdf", filler("regex", 4))  # new files added to an existing index
+    make_pdf(corpus / "sub" / "awk.pdf", filler("awk", 4))
+    new_index = tmp_path / "new"
+    shutil.copytree(old_index, new_index)
+    child = _start_build(corpus, new_index)
+    assert child.stdout is not None
+    build_s = float(child.stdout.readline())
+    assert child.wait() == 0
+    new = _fingerprint(new_index)
+    assert new != old
+
+    rng = random.Random(11)
+    outcomes = {"old": 0, "new": 0}
+    for trial in range(KILL_TRIALS):
+        index = tmp_path / f"trial-{trial}" / "index"
+        shutil.copytree(old_index, index)
+        child = _start_build(corpus, index)
+        # one random moment in each of KILL_TRIALS slices of 1.3 builds: spread over the whole build,
+        # and a few after its swap, where the new index must hold
+        time.sleep((trial + rng.random()) / KILL_TRIALS * 1.3 * build_s)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        seen = _fingerprint(index)
+        assert seen in (old, new), f"trial {trial}: the index is neither the old nor the new build"
+        outcomes["old" if seen == old else "new"] += 1
+        _build(corpus, index)  # a rerun completes it
+        assert _fingerprint(index) == new, f"trial {trial}: the rerun did not complete the build"
+        leftovers = sorted(p.name for p in index.parent.iterdir() if p.name != "index")
+        assert leftovers == [], f"trial {trial}: left behind {leftovers}"
+    kept = f"old index kept {outcomes['old']}, new index {outcomes['new']}"
+    print(f"kill -9 trials: {KILL_TRIALS} over a {build_s:.2f} s build; {kept}")
