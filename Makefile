@@ -44,7 +44,7 @@ test: $(STAMP) ## run every test tier (fast, tiny models, AppTest, real browser)
 test-fast: $(STAMP) ## run only the fast deterministic tests
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-test-faults: $(STAMP) ## fault injection: kill -9 index builds, mutated PDFs (about a minute)
+test-faults: $(STAMP) ## fault injection: kill -9 index builds, 200 mutated PDFs (seconds)
 	BOOKWORM_FAULTS=1 $(PY) -m pytest -q -m faults tests/test_faults.py
 
 lint: $(STAMP) ## ruff
