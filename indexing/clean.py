@@ -6,7 +6,8 @@ masked ("Chapter 3: Basic Shell Features 39" -> "Chapter #: Basic Shell Features
 A line at the top or bottom of a page is furniture when it is
 
 * a bare page number ("39", "xiv");
-* repeated (masked) at the same end of >= ``REPEAT_SHARE`` of the pages (a book title);
+* repeated (masked) at the same end of >= ``REPEAT_SHARE`` of the pages, and at least
+  ``RUN_PAGES`` (a book title);
 * repeated (masked) at the same end of >= ``RUN_PAGES`` pages that are at most
   ``RUN_GAP`` pages apart (a chapter's running head, on every page or every other page),
   if it holds a word;
