@@ -7,6 +7,7 @@ One :class:`Assistant` is shared by every UI session: generation is serialised b
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
@@ -143,8 +144,13 @@ class Assistant:
         )
         self._lock = threading.Lock()  # one generate at a time (shared model, seeded RNG)
         self._load_lock = threading.Lock()
+        # Fast (Rust) tokenizers raise "Already borrowed" when two threads use one at once: sessions
+        # take turns for the cheap steps before generation (retrieval, evidence, prompt, support
+        # check), and those use their own copy of the tokenizer, never the generating thread's.
+        self._prep_lock = threading.RLock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._prep_tokenizer: Any = None
         self.window = 0
         if load_model:
             self.load_model()
@@ -187,6 +193,7 @@ class Assistant:
             if self._model is None:
                 model, tokenizer = load_lm(self._source)
                 self.window = context_window(model, tokenizer)
+                self._prep_tokenizer = copy.deepcopy(tokenizer)
                 self._tokenizer, self._model = tokenizer, model
 
     @property
@@ -196,13 +203,14 @@ class Assistant:
 
     def encode(self, text: str) -> list[int]:
         """Token ids the model sees; chat-template text already holds its special tokens."""
-        return self._tokenizer(text, add_special_tokens=not self.uses_chat_template, verbose=False)[
-            "input_ids"
-        ]
+        special = not self.uses_chat_template  # loads the model (and the tokenizers) if needed
+        with self._prep_lock:
+            return self._prep_tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"]
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         """Top ``k`` passages (None = the configured number; 0 = none: answer without retrieval)."""
-        return self.retriever.search(question, self.passages if k is None else k)
+        with self._prep_lock:  # the embedder's tokenizer is shared too
+            return self.retriever.search(question, self.passages if k is None else k)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Source]:
         """The passages for ``question``, numbered as they would be cited (before the budget)."""
@@ -212,7 +220,8 @@ class Assistant:
         """The index's own embedder (unit vectors): evidence and the support check compare with it."""
         if self.retriever.encode is None:
             raise ConfigError("evidence needs the index's embedder")
-        return self.retriever.encode(texts)
+        with self._prep_lock:
+            return self.retriever.encode(texts)
 
     def evidence(self, question: str, hits: Sequence[Hit]) -> list[Evidence]:
         """The best sentences of ``hits`` for ``question`` (none without an embedder or passages)."""
@@ -239,7 +248,7 @@ class Assistant:
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
         chat = self.uses_chat_template
-        render = chat_renderer(self._tokenizer.apply_chat_template) if chat else render_plain
+        render = chat_renderer(self._prep_tokenizer.apply_chat_template) if chat else render_plain
         if evidence:
             texts = excerpts(_source_texts(hits), evidence)
             passages = [
@@ -247,15 +256,16 @@ class Assistant:
             ]
         else:
             passages = [Passage(h.chunk.file, h.chunk.pages, h.chunk.text, n) for n, h in _numbered(hits)]
-        return build_prompt(
-            question,
-            passages,
-            turns,
-            count=lambda text: len(self.encode(text)),
-            window=self.window,
-            max_new_tokens=max_new_tokens,
-            render=render,
-        )
+        with self._prep_lock:
+            return build_prompt(
+                question,
+                passages,
+                turns,
+                count=lambda text: len(self.encode(text)),
+                window=self.window,
+                max_new_tokens=max_new_tokens,
+                render=render,
+            )
 
     def stream(
         self,
