@@ -56,7 +56,6 @@ class Hit:
             "score": round(float(self.score), 6),
             "text": self.chunk.text,
             "chunk_id": self.chunk.chunk_id,
-            "kind": self.chunk.kind,
         }
 
 

@@ -76,7 +76,7 @@ def test_build_load_and_search(corpus: Path, tmp_path: Path) -> None:
     hits = search(store, emb, "zygomorphic bytecode quokka compiler", k=3)
     assert hits[0].chunk.file == "lisp.pdf" and 3 in hits[0].chunk.pages
     assert "quokka" in hits[0].chunk.text
-    assert hits[0].as_json().keys() == {"file", "pages", "score", "text", "chunk_id", "kind"}
+    assert hits[0].as_json().keys() == {"file", "pages", "score", "text", "chunk_id"}
     assert len(chunks_sha256(index)) == 64
 
 
