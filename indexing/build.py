@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import recover_dir
+from core.atomic import folder_lock, recover_dir
 from core.errors import ConfigError, StoreError
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
@@ -119,7 +119,15 @@ def _progress(iterable, total: int, enabled: bool):
     return tqdm(iterable, total=total, desc="extract", unit="file", file=sys.stderr)
 
 
-def build_index(
+def build_index(corpus_dir: str | Path, index_dir: str | Path, **options: Any) -> BuildReport:
+    """:func:`build_folder` holding the index folder's writers' lock from first read to swap: a
+    second build into the same folder waits, then refuses naming the first one's pid, instead of
+    interleaving its files with the first (options: see :func:`build_folder`)."""
+    with folder_lock(index_dir):
+        return build_folder(corpus_dir, index_dir, **options)
+
+
+def build_folder(
     corpus_dir: str | Path,
     index_dir: str | Path,
     *,

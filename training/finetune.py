@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_write_json, recover_dir
+from core.atomic import atomic_write_json, folder_lock, recover_dir
 from core.errors import BookwormError, ConfigError
 from core.sources import LMSource, context_window, load_lm, resolve_lm
 from training.budget import end_reserve, guess_step_seconds, plan_steps, save_seconds
@@ -67,6 +67,18 @@ class TrainingInterrupted(BookwormError):
 
 
 def finetune(
+    index_dir: str | Path, output_dir: str | Path, base_model: str, hp: Hyperparameters, **options: Any
+) -> dict[str, Any]:
+    """:func:`run_finetune` holding the model folder's writers' lock (rank 0, the one that writes): a
+    second training into the same folder waits, then refuses naming the first one's pid, instead of
+    mixing its checkpoints and swap with the first (options: see :func:`run_finetune`)."""
+    if os.environ.get("RANK", "0") != "0":
+        return run_finetune(index_dir, output_dir, base_model, hp, **options)
+    with folder_lock(output_dir):
+        return run_finetune(index_dir, output_dir, base_model, hp, **options)
+
+
+def run_finetune(
     index_dir: str | Path,
     output_dir: str | Path,
     base_model: str,
