@@ -29,6 +29,7 @@ GEN_FLAGS = {  # flag -> (GenerationParams field, type); any of them makes the p
     "--max-new-tokens": ("max_new_tokens", int),
     "--num-beams": ("num_beams", int),
     "--seed": ("seed", int),
+    "--copy-boost": ("copy_boost", float),
 }
 RETRIEVAL_SETTINGS = ("index_dir", "embedder", "retrieval", "passages")
 MODEL_SETTINGS = (

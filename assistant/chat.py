@@ -223,17 +223,21 @@ class Assistant:
         with self._prep_lock:
             return self.retriever.encode(texts)
 
-    def evidence(self, question: str, hits: Sequence[Hit]) -> list[Evidence]:
-        """The best sentences of ``hits`` for ``question`` (none without an embedder or passages)."""
+    def evidence(self, question: str, hits: Sequence[Hit], embed: Any = None) -> list[Evidence]:
+        """The best sentences of ``hits`` for ``question`` (none without an embedder or passages).
+
+        ``embed``: a :class:`MemoEmbed` to share sentence vectors with the support check."""
         if not hits or self.retriever.encode is None:
             return []
-        return select_evidence(question, _source_texts(hits), self.embed, max_items=self.evidence_sentences)
+        return select_evidence(
+            question, _source_texts(hits), embed or self.embed, max_items=self.evidence_sentences
+        )
 
-    def check(self, text: str, hits: Sequence[Hit]) -> Support:
+    def check(self, text: str, hits: Sequence[Hit], embed: Any = None) -> Support:
         """Each sentence of ``text`` against the passages; code spans against their exact text."""
         if self.retriever.encode is None:
             return NO_ANSWER
-        return check_support(text, _source_texts(hits), self.embed)
+        return check_support(text, _source_texts(hits), embed or self.embed)
 
     def build_prompt(
         self,
@@ -281,7 +285,8 @@ class Assistant:
         question = question.strip()
         hits = self.search(question, k)
         t_retrieved = time.perf_counter()
-        evidence = self.evidence(question, hits)
+        memo = MemoEmbed(self.embed)  # the support check reuses the evidence's sentence vectors
+        evidence = self.evidence(question, hits, memo)
         t_evidence = time.perf_counter()
         sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
         if hits and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below):
@@ -303,7 +308,7 @@ class Assistant:
 
         def finish() -> Answer:
             end = time.perf_counter()
-            support = self.check(gen.text, hits) if hits else NO_ANSWER
+            support = self.check(gen.text, hits, memo) if hits else NO_ANSWER
             t_checked = time.perf_counter()
             if not use_evidence:  # whole passages: show them as the model saw them (the last may be cut)
                 shown = {p.n: p.text for p in prompt.passages}
@@ -345,7 +350,8 @@ class Assistant:
 
         input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
         stops = () if self.uses_chat_template else STOP_STRINGS_PLAIN
-        return Generation(self._model, self._tokenizer, input_ids, params, stops, lock=self._lock)
+        sources = [self.encode(p.text) for p in prompt.passages] if params.copy_boost > 0 else []
+        return Generation(self._model, self._tokenizer, input_ids, params, stops, self._lock, sources)
 
     def _abstain(
         self,
@@ -402,6 +408,23 @@ class Assistant:
     ) -> Answer:
         """The whole answer (no streaming)."""
         return self.stream(question, params, history, k, preset).answer
+
+
+class MemoEmbed:
+    """``embed`` that computes each distinct text once (one question's sentences, ~10 ms each)."""
+
+    def __init__(self, embed: Callable[[list[str]], Any]):
+        self.embed, self.cache = embed, {}
+
+    def __call__(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            self.cache.update(zip(todo, np.asarray(self.embed(todo), dtype=np.float32), strict=True))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.cache[t] for t in texts])
 
 
 def _numbered(hits: Sequence[Hit]) -> list[tuple[int, Hit]]:

@@ -26,6 +26,10 @@ Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
 OVERLAP_WEIGHT = 0.35  # share of the score from word overlap (the rest: cosine to the question)
 MIN_WORDS = 5  # shorter sentences are headings or fragments, never evidence on their own
 MAX_UNIT_WORDS = 90  # a sentence with its completing neighbours stays a quote, not a page
+# Embedding costs ~10 ms a sentence on 2 cores: past this many candidates, only those sharing the
+# most question words (then from the best-ranked passages) are embedded, which bounds the wait
+# before the evidence shows (~0.4 s) whatever the passages' length.
+MAX_CANDIDATES = 40
 # opening words that refer back to the previous sentence
 _REFERS_BACK = re.compile(
     r"^(this|these|that|those|it|its|they|such|thus|therefore|hence|however|otherwise|also|"
@@ -80,6 +84,19 @@ def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
     return out
 
 
+def shortlist(question: str, cands: list[_Candidate], limit: int = MAX_CANDIDATES) -> list[_Candidate]:
+    """At most ``limit`` candidates: by question-word overlap, then passage rank; order kept."""
+    if len(cands) <= limit:
+        return cands
+    terms = set(content_words(question))
+    order = sorted(
+        range(len(cands)),
+        key=lambda j: (-term_overlap(terms, cands[j].sentences[cands[j].i].text), cands[j].source.n),
+    )
+    keep = set(order[:limit])
+    return [c for j, c in enumerate(cands) if j in keep]
+
+
 def score_candidates(
     question: str, cands: Sequence[_Candidate], embed: Embed, overlap_weight: float = OVERLAP_WEIGHT
 ) -> np.ndarray:
@@ -125,7 +142,7 @@ def select_evidence(
     join, except that ``min_items`` are always kept when there are that many. Sentences that
     repeat a chosen one (neighbouring chunks overlap) or fall inside a chosen unit are skipped.
     """
-    cands = candidates(sources)
+    cands = shortlist(question, candidates(sources))
     scores = score_candidates(question, cands, embed, overlap_weight)
     chosen: list[Evidence] = []
     taken: dict[int, list[tuple[int, int]]] = {}  # passage n -> chosen sentence index ranges

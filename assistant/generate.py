@@ -62,6 +62,7 @@ class Generation:
         stop_strings: text that ends the answer (held back while streaming, never shown).
         lock: held for the whole ``generate`` call (one shared model; the seed must be
             set and used atomically).
+        sources: token ids of each source text in the prompt, for ``params.copy_boost``.
     """
 
     def __init__(
@@ -72,8 +73,10 @@ class Generation:
         params: GenerationParams,
         stop_strings: Sequence[str] = (),
         lock: threading.Lock | None = None,
+        sources: Sequence[Sequence[int]] = (),
     ):
         self.model, self.tokenizer, self.input_ids, self.params = model, tokenizer, input_ids, params
+        self.sources = sources  # token ids of the source texts in the prompt (for copy_boost)
         self.stops = tuple(stop_strings)
         self.lock = lock or threading.Lock()
         self.text = ""
@@ -89,7 +92,7 @@ class Generation:
         self.cancelled.set()
 
     def _kwargs(self) -> dict[str, Any]:
-        kwargs = self.params.generate_kwargs(prompt_len=self.input_ids.shape[1])
+        kwargs = self.params.generate_kwargs(prompt_len=self.input_ids.shape[1], sources=self.sources)
         attention_mask = torch.ones_like(self.input_ids)
         kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)
         if self.tokenizer.pad_token_id is not None:

@@ -80,11 +80,14 @@ class Answer:
     context: str = "passages"  # what the prompt offered the model: "evidence" excerpts or whole "passages"
 
     @property
-    def delivered_text(self) -> str:
-        """The answer as a reader gets it: the books' sentences first (quoted, cited), then what the
-        model wrote. An answer read this way is never worse than quoting the books."""
-        quotes = [f"\u201c{' '.join(e.text.split())}\u201d [{e.n}]" for e in self.evidence]
-        return "\n".join([*quotes, self.text] if not self.abstained else [self.text, *quotes])
+    def grounded_text(self) -> str:
+        """The answer as it reads with its unsupported sentences set aside (the UI marks them): the
+        model's sentences that the passages back, or the evidence quotes when none is backed. So a
+        grounded answer is never worse than quoting the books."""
+        if self.abstained or self.support is None:
+            return self.text
+        kept = [s.text for s in self.support.sentences if s.supported]
+        return " ".join(kept) if kept else " ".join(" ".join(e.text.split()) for e in self.evidence)
 
     def as_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)

@@ -1,9 +1,11 @@
 """`make bench-answer`: retrieval latency, time to first token, tokens/s, and the assistant's
 overhead against a plain ``model.generate`` on the same prompt, measured in the same run.
 
-The generation runs use the offline SmolLM2-135M on 2 threads (the project's target laptop):
-a sampled, streamed preset with a fixed seed, so the assistant and the plain call make the
-same tokens and their times compare. The assistant's time is the whole question -> answer
+The generation runs use the offline SmolLM2-135M on 2 threads (the project's target laptop)
+with the default preset and context (greedy, so the assistant and the plain call make the
+same tokens and their times compare). Evidence time is from the question to the evidence
+being known (what the UI shows first); TTFT is from the question to the first answer token.
+The assistant's time is the whole question -> answer
 path (retrieval, prompt budget, streaming thread, stop checks); plain is ``generate`` alone,
 run in a fresh thread like the assistant's (see ``in_worker_thread``).
 Runs alternate (assistant, plain, assistant, ...) so a noisy neighbour hits both; medians.
@@ -31,7 +33,7 @@ def pct(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def plain_generate(model, tokenizer, ids, params):
+def plain_generate(model, tokenizer, ids, params, sources=()):
     """The baseline: one ``model.generate`` call with the same arguments and seed. Returns (ids, seconds)."""
     import torch
 
@@ -42,7 +44,7 @@ def plain_generate(model, tokenizer, ids, params):
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             pad_token_id=tokenizer.pad_token_id,
-            **params.generate_kwargs(),
+            **params.generate_kwargs(prompt_len=ids.shape[1], sources=sources),
         )
     return out, time.perf_counter() - t
 
@@ -60,14 +62,24 @@ def in_worker_thread(fn, *args):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_answer", description=__doc__)
-    add_settings_args(parser, "index_dir", "embedder", "retrieval", "passages", "cache_dir")
+    add_settings_args(
+        parser,
+        "index_dir",
+        "embedder",
+        "retrieval",
+        "passages",
+        "cache_dir",
+        "preset",
+        "context",
+        "abstain_below",
+    )
     parser.add_argument(
         "--questions", default="data/dev_questions.jsonl", help="questions to time retrieval on"
     )
     parser.add_argument("--lm", default=OFFLINE_LM, help="model that answers (default: the offline 135M)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the 2-core target)")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--reps", type=int, default=3, help="timed question pairs (assistant + plain)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=5, help="timed question pairs (assistant + plain)")
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -81,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     import transformers
 
     from assistant.chat import Assistant
-    from assistant.presets import PRESETS
+    from assistant.presets import get_params
     from assistant.retrieve import Retriever, read_dev_questions
 
     transformers.logging.set_verbosity_error()
@@ -113,33 +125,45 @@ def run(args: argparse.Namespace) -> int:
         settings.index_dir,
         base_model=args.lm,
         passages=settings.passages,
+        context=settings.context,
+        abstain_below=settings.abstain_below,
         cache_dir=settings.cache_dir or None,
         retriever=retriever,
     )
-    params = PRESETS["creative"].replace(max_new_tokens=args.max_new_tokens, seed=0)
+    params = get_params(settings.preset).replace(max_new_tokens=args.max_new_tokens, seed=0)
     info = bot.model_info
-    print(f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, preset creative")
+    print(
+        f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, "
+        f"preset {settings.preset}, context {settings.context}"
+    )
     bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
 
     rows = []
-    for q in (questions * args.reps)[: args.reps]:
+    for q in questions[1 : args.reps + 1]:
         answer = bot.ask(q, params)
         hits = bot.search(q)
-        prompt = bot.build_prompt(q, hits, (), params.max_new_tokens)
+        evidence = bot.evidence(q, hits) if settings.context == "evidence" else None
+        prompt = bot.build_prompt(q, hits, (), params.max_new_tokens, evidence)
         ids = torch.tensor([bot.encode(prompt.text)])
-        out, plain_s = in_worker_thread(plain_generate, bot._model, bot._tokenizer, ids, params)
+        sources = [bot.encode(p.text) for p in prompt.passages]
+        out, plain_s = in_worker_thread(plain_generate, bot._model, bot._tokenizer, ids, params, sources)
         plain_tokens = out.shape[1] - ids.shape[1]
         t_ = answer.timings
-        rows.append((t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens))
+        shown_ms = t_.retrieval_ms + t_.evidence_ms
+        rows.append(
+            (t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens, shown_ms)
+        )
         print(
-            f"  {t_.prompt_tokens} prompt tok · assistant {t_.total_ms / 1000:.2f} s "
-            f"(ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, {t_.tokens_per_s:.1f} tok/s) · "
+            f"  {t_.prompt_tokens} prompt tok · evidence after {shown_ms:.0f} ms · assistant "
+            f"{t_.total_ms / 1000:.2f} s (ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, "
+            f"{t_.tokens_per_s:.1f} tok/s, support check {t_.support_ms:.0f} ms) · "
             f"plain generate {plain_s:.2f} s ({plain_tokens} tok)"
         )
     same = all(r[4] == r[5] for r in rows)
     assistant_s = statistics.median(r[0] for r in rows)
     plain_s = statistics.median(r[1] for r in rows)
     print(
+        f"evidence shown p50 {statistics.median(r[6] for r in rows):.0f} ms · "
         f"time to first token p50 {statistics.median(r[2] for r in rows):.0f} ms · "
         f"tokens/s p50 {statistics.median(r[3] for r in rows):.1f} · same tokens generated: {same}"
     )

@@ -5,9 +5,10 @@
 - answers, per setup: the landed behaviour (whole passages, 4-beam technical preset) as the
   baseline; the evidence alone (the books' best sentences, no model); the base and the
   fine-tuned model with the default pipeline (evidence prompt, default preset). For each:
-  token-F1 against the reference answers (of the answer as delivered: quotes, then the model's
-  text; and of the model's text alone), support fraction, unsupported code spans, citation
-  accuracy (a cited [n] is from the gold file and a gold page), abstentions, TTFT and total p50/p95;
+  token-F1 against the reference answers (of the grounded answer: the model's supported
+  sentences, else the evidence quotes; and of the model's whole text), support fraction,
+  unsupported code spans, citation accuracy (a cited [n] is from the gold file and a gold page),
+  abstentions, TTFT and total p50/p95;
 - abstention: the best evidence score of answerable and unanswerable questions, the threshold
   that separates them best, and how often each kind is refused at the configured threshold.
 
@@ -37,7 +38,7 @@ class Setup:
     name: str
     model_id: str
     retrieval: bool
-    f1: list[float] = dataclasses.field(default_factory=list)  # the answer as delivered
+    f1: list[float] = dataclasses.field(default_factory=list)  # the grounded answer (unsupported set aside)
     f1_model: list[float] = dataclasses.field(default_factory=list)  # the model's text alone
     support: list[float] = dataclasses.field(default_factory=list)  # per answered question
     unsupported_code: list[int] = dataclasses.field(default_factory=list)
@@ -151,7 +152,7 @@ def run_answers(
                 setup.examples.append((q.question, text))
             continue
         answer = assistant.ask(q.question, params, k=None if setup.retrieval else 0, preset=preset)
-        setup.f1.append(token_f1(answer.delivered_text, q.answer))
+        setup.f1.append(token_f1(answer.grounded_text, q.answer))
         setup.f1_model.append(token_f1(answer.text, q.answer))
         setup.abstained.append(answer.abstained)
         if answer.support is not None and not answer.abstained:
@@ -165,7 +166,7 @@ def run_answers(
         setup.total_ms.append(answer.timings.total_ms)
         setup.prompt_tokens.append(answer.timings.prompt_tokens)
         if len(setup.examples) < 3:
-            setup.examples.append((q.question, answer.delivered_text.strip()))
+            setup.examples.append((q.question, answer.grounded_text.strip()))
     return setup
 
 
@@ -278,12 +279,13 @@ def _answers_section(out_dir: Path, stamp: str, setups: list[Setup]) -> list[str
     lines = [
         "## Answers",
         "",
-        "F1 = token F1 against the reference answers, of the answer as delivered (the books' quotes, then "
-        "the model's text) and of the model's text alone. Support = share of the model's sentences found "
-        "in the passages; code = code spans found in no passage; citations = cited [n] from a gold page.",
+        "F1 = token F1 against the reference answers, of the grounded answer (the model's sentences "
+        "that the passages back, or the evidence quotes when none is) and of the model's whole text. "
+        "Support = share of the model's sentences found in the passages; code = code spans found in no "
+        "passage; citations = cited [n] from a gold page.",
         "",
-        "| setup | model | F1 | F1 model text | support | unsupported code | citations | abstained | "
-        "prompt tok p50 | TTFT ms p50 / p95 | total ms p50 / p95 |",
+        "| setup | model | F1 grounded | F1 whole text | support | unsupported code | citations | "
+        "abstained | prompt tok p50 | TTFT ms p50 / p95 | total ms p50 / p95 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in setups:

@@ -19,7 +19,7 @@ from assistant.presets import (
 from core.errors import ConfigError
 
 TABLE = {  # the issue's table: temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams
-    "precise": (0.3, 0, 1.0, 1.3, 150, 1),
+    "precise": (0.3, 0, 1.0, 1.3, 150, 1),  # + copy_boost 2.0
     "technical": (0.3, 0, 0.85, 1.5, 150, 4),
     "balanced": (0.7, 0, 0.9, 1.2, 200, 4),
     "creative": (0.9, 50, 0.95, 1.2, 200, 1),
@@ -36,7 +36,7 @@ def test_preset_values_and_valid_generate_kwargs(name: str) -> None:
     kwargs = p.generate_kwargs(prompt_len=10)
     assert "max_length" not in kwargs and kwargs["max_new_tokens"] == p.max_new_tokens
     assert kwargs["repetition_penalty"] == 1.0  # transformers' own would count the prompt
-    assert len(kwargs.pop("logits_processor")) == 1  # ours counts generated tokens only
+    assert len(kwargs.pop("logits_processor")) == 1  # ours counts generated tokens only (no sources given)
     if not p.do_sample:  # sampling knobs are not passed where they would be ignored
         assert kwargs["temperature"] is None and kwargs["top_p"] is None
     GenerationConfig(**kwargs).validate(strict=True)  # raises on ignored or contradictory flags
@@ -56,6 +56,40 @@ def test_repetition_penalty_ignores_the_prompt() -> None:
     assert out[0, 5].item() == pytest.approx(3.0)
     assert out[0, 8].item() == pytest.approx(2.0)  # generated already: 3.0 / 1.5
     assert "logits_processor" not in GenerationParams(repetition_penalty=1.0).generate_kwargs(prompt_len=4)
+
+
+@pytest.mark.parametrize(
+    ("generated", "boosted"),
+    [
+        ([], {}),  # nothing generated yet: nothing to continue
+        ([9], {}),  # 9 is in no source
+        ([3], {4: 1.0, 7: 1.0}),  # 3 is followed by 4 (source 1) and 7 (source 2)
+        ([2, 3], {4: 2.0, 7: 1.0}),  # "2 3" continues with 4: boosted twice
+        ([5], {}),  # 5 ends source 1 and does not run on into source 2
+    ],
+)
+def test_copy_boost_favours_continuing_the_sources(generated: list[int], boosted: dict[int, float]) -> None:
+    import torch
+
+    from assistant.decoding import SourceCopyLogitsProcessor
+
+    sources = [[1, 2, 3, 4, 5], [3, 7]]
+    processor = SourceCopyLogitsProcessor(sources, prompt_len=2, boost=1.0)
+    input_ids = torch.tensor([[8, 8, *generated]])
+    out = processor(input_ids, torch.zeros(1, 10))
+    assert {i: v for i, v in enumerate(out[0].tolist()) if v} == boosted
+
+
+def test_copy_boost_is_passed_only_with_sources() -> None:
+    from assistant.decoding import SourceCopyLogitsProcessor
+
+    p = PRESETS["precise"]
+    assert p.copy_boost == 2.0
+    with_sources = p.generate_kwargs(prompt_len=3, sources=[[1, 2]])["logits_processor"]
+    assert any(isinstance(x, SourceCopyLogitsProcessor) for x in with_sources)
+    assert not any(isinstance(x, SourceCopyLogitsProcessor) for x in p.generate_kwargs(3)["logits_processor"])
+    with pytest.raises(ConfigError, match="copy_boost"):
+        GenerationParams(copy_boost=-1)
 
 
 def test_beam_presets_are_labelled_slower_and_the_default_streams_deterministically() -> None:

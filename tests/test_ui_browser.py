@@ -72,8 +72,9 @@ def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
 
 def ask_in_browser(
     url: str, question: str, screenshot: Path, timeout_ms: int = 60_000, height: int = 1000
-) -> str:
-    """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text."""
+) -> tuple[str, str]:
+    """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text and
+    the whole answer message's text (evidence, answer, sources)."""
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
     with sync_playwright() as pw:
@@ -102,8 +103,9 @@ def ask_in_browser(
                 page.wait_for_timeout(500)
             page.get_by_test_id("stFeedback").first.wait_for(timeout=timeout_ms)
             text = sources.first.inner_text()
+            message = page.get_by_test_id("stChatMessage").last.inner_text()
             page.screenshot(path=str(screenshot))  # the viewport: Streamlit scrolls inside it
-            return text
+            return text, message
         finally:
             browser.close()
 
@@ -111,20 +113,28 @@ def ask_in_browser(
 def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path):
     port = free_port()
     args = [
-        "--index", str(tiny_index),
-        "--model", str(tiny_lm),
-        "--corpus", str(tiny_index.parent / "corpus"),
-        "--log-file", str(tmp_path / "answers.jsonl"),
-        "--preset", "creative",  # streams
-    ]  # fmt: skip
+        "--index",
+        str(tiny_index),
+        "--model",
+        str(tiny_lm),
+        "--corpus",
+        str(tiny_index.parent / "corpus"),
+        "--log-file",
+        str(tmp_path / "answers.jsonl"),
+    ]  # fmt: skip: the default preset, which streams
     proc = serve(args, port, tmp_path / "streamlit.log")
     try:
         shot = tmp_path / "screenshot.png"
-        sources = ask_in_browser(f"http://127.0.0.1:{port}/", "How do I redirect stderr to a file?", shot)
+        question = "How do I redirect stderr to a file?"
+        sources, message = ask_in_browser(f"http://127.0.0.1:{port}/", question, shot)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     assert "bashref.pdf p" in sources, (tmp_path / "streamlit.log").read_text()
+    # the books' sentences come first, then the tiny random model's answer, whose made-up
+    # sentences the support check marks
+    assert message.index("From your books") < message.index("Sources"), message
+    assert "not found in your books" in message, message
     assert shot.stat().st_size > 10_000
     if keep := os.environ.get("BOOKWORM_SCREENSHOT"):
         shutil.copy(shot, ROOT / keep)
@@ -134,4 +144,4 @@ if __name__ == "__main__":  # re-take the README screenshot from a running `make
     # .venv/bin/python -m tests.test_ui_browser http://localhost:8501 docs/screenshot.png
     url, out = sys.argv[1], Path(sys.argv[2])
     question = sys.argv[3] if len(sys.argv) > 3 else "How do I redirect stderr to a file in bash?"
-    print(ask_in_browser(url, question, out, timeout_ms=600_000, height=1350)[:300])
+    print(ask_in_browser(url, question, out, timeout_ms=600_000, height=1350)[1][:600])

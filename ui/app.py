@@ -27,13 +27,14 @@ from core.errors import BookwormError
 from ui.eval_report import latest_report, split_report
 from ui.highlight import DollarEscaper, answer_markdown, mark_evidence, mark_unsupported
 
-PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "max_new_tokens")
+PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "copy_boost", "num_beams", "max_new_tokens")
 # widget ranges; preset values are clamped into them
 RANGES: dict[str, tuple[float, float, float]] = {
     "temperature": (0.05, 2.0, 0.05),
     "top_k": (0, 200, 1),
     "top_p": (0.05, 1.0, 0.01),
     "repetition_penalty": (1.0, 2.0, 0.05),
+    "copy_boost": (0.0, 5.0, 0.25),
     "num_beams": (1, 8, 1),
     "max_new_tokens": (16, 1024, 8),
 }
@@ -133,6 +134,7 @@ def current_params() -> presets.GenerationParams:
         top_k=int(ss["top_k"]),
         top_p=float(ss["top_p"]),
         repetition_penalty=float(ss["repetition_penalty"]),
+        copy_boost=float(ss["copy_boost"]),
         max_new_tokens=int(ss["max_new_tokens"]),
         num_beams=int(ss["num_beams"]),
         do_sample=bool(ss["do_sample"]),
