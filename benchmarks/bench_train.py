@@ -8,7 +8,9 @@ AdamW, lr 5e-5), after one untimed warm-up step each:
 
 - padded (the guide): one chunk per row, ``truncation=True, padding="max_length"``, 512
   tokens, attention mask, pad labels ignored (-100);
-- packed (training/): chunks joined with EOS and cut into full 512-token blocks, no mask.
+- packed (training/): chunks joined with the document separator (``<|endoftext|>`` for
+  SmolLM2, never its chat end-of-turn ``<|im_end|>``) and cut into full 512-token blocks,
+  no mask.
 
 The real GPT-2 tokenizer cannot be fetched offline, so the packaged SmolLM2 tokenizer (a
 49k byte-level BPE like GPT-2's 50k) stands in unless ``--tokenizer`` names another.
@@ -29,7 +31,7 @@ from typing import Any
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError, StoreError
 from indexing.records import CHUNKS_FILE, read_chunks
-from training.data import pack, pad_to_max_length
+from training.data import pack, pad_to_max_length, separator_id
 
 GUIDE_MAX_LENGTH = 512  # the guide's padding="max_length", max_length=512
 
@@ -140,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         padded = pad_to_max_length(ids, GUIDE_MAX_LENGTH, pad_id)
-        packed = pack(ids, GUIDE_MAX_LENGTH, tokenizer.eos_token_id)
+        try:
+            sep_id = separator_id(tokenizer)  # what training packs with, so the blocks match
+        except ValueError as e:
+            raise BookwormError(f"tokenizer {tok_path}: {e}") from e
+        packed = pack(ids, GUIDE_MAX_LENGTH, sep_id)
         useful_share = sum(min(len(x), GUIDE_MAX_LENGTH) for x in ids) / (len(ids) * GUIDE_MAX_LENGTH)
         print(
             f"bench-train: {len(texts)} chunks from {path}; tokenizer {tok_path} (stands in for gpt2's); "
