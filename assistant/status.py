@@ -15,6 +15,10 @@ from core.sources import embedder_id
 from indexing.pdf import file_sha256, find_pdfs
 from indexing.records import CHUNKS_FILE, MANIFEST_FILE
 
+# training_manifest.json "format" from which chunks were packed with the document separator;
+# training owns the number (training.manifest.MANIFEST_FORMAT) but assistant may not import it
+SEPARATOR_FORMAT = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
@@ -112,6 +116,17 @@ def check_model(model_dir: str | Path | None, index_dir: str | Path | None = Non
     manifest = read_training_manifest(model_dir)
     if manifest is None:
         return [Problem("info", f"{model_dir} has no {TRAINING_MANIFEST}: its origin is unknown.", None)]
+    packed_with = manifest.get("format")  # absent: not written by bookworm's training, origin unknown
+    if isinstance(packed_with, int) and packed_with < SEPARATOR_FORMAT:
+        # retraining also picks up a newer index, so this one problem covers both
+        return [
+            Problem(
+                "warning",
+                "This model was fine-tuned with the chat end-of-turn token between book chunks: it "
+                "learned to end its turn after any book text, so its answers may stop short.",
+                "make train",
+            )
+        ]
     trained_on = (manifest.get("data") or {}).get("chunks_sha256")
     current = chunks_hash(index_dir) if index_dir else None
     if trained_on and current and trained_on != current:
