@@ -390,7 +390,7 @@ class Assistant:
                 evidence=evidence,
                 support=NO_ANSWER,
                 abstained=True,
-                context=self.context,
+                context="none",  # no prompt was built
             )
             if self.log_file:
                 monitor.log_answer(self.log_file, answer)

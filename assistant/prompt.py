@@ -79,7 +79,7 @@ class Budget:
 class Prompt:
     text: str
     n_tokens: int  # exact count of ``text``; n_tokens + max_new_tokens <= window
-    passages: list[Passage]  # as shown: passage i is cited as [i + 1]
+    passages: list[Passage]  # as shown: cited as [passage.n], or [i + 1] for a passage without a number
     history: list[Turn]  # kept, oldest first
     budget: Budget
     cut_last: bool = False  # the last passage was cut to fit

@@ -77,7 +77,7 @@ class Answer:
     evidence: list[Evidence] = dataclasses.field(default_factory=list)  # best sentences, best first
     support: Support | None = None  # each answer sentence checked against the passages
     abstained: bool = False  # the evidence was too weak: the text says the books do not cover it
-    context: str = "passages"  # what the prompt offered the model: "evidence" excerpts or whole "passages"
+    context: str = "passages"  # prompt held "evidence" excerpts or whole "passages"; "none" = abstained
 
     @property
     def grounded_text(self) -> str:

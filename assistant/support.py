@@ -85,7 +85,8 @@ def check_support(
     """Judge each sentence of ``answer`` against the sentences of ``sources``."""
     plain = _FENCED.sub(" ", answer)  # code blocks are judged exactly, below, not as prose
     sentences = [s.text for s in split_sentences(plain)]
-    units = [(src.n, span.text) for src in sources for span in split_sentences(src.text)]
+    # contents and index pages list titles and page numbers: they back no claim
+    units = [(s.n, span.text) for s in sources if s.kind == "body" for span in split_sentences(s.text)]
     windows = [
         f"{text} {units[k + 1][1]}" if k + 1 < len(units) and units[k + 1][0] == n else text
         for k, (n, text) in enumerate(units)

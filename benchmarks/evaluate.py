@@ -377,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         help="answer only the first N questions with the slow landed baseline (0 = as --limit)",
     )
     parser.add_argument(
+        "--also",
+        default="",
+        help="more answer setups on the --baseline-limit questions, as PRESET:CONTEXT pairs "
+        "(e.g. technical:evidence,precise:passages): the comparison behind the defaults",
+    )
+    parser.add_argument(
         "--unanswerable",
         default="data/dev_unanswerable.jsonl",
         help="questions the books do not answer, to choose the abstention threshold (skipped if missing)",
@@ -427,6 +433,11 @@ def answer_setups(
     setups.append(
         run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)
     )
+    for preset, context in _alternatives(args.also):  # how the default was chosen: other presets/contexts
+        base.context = context
+        name = f"base + RAG, {preset} preset, {context} context"
+        setups.append(run_answers(base, Setup(name, model_id, True), baseline, get_params(preset), preset))
+    base.context = settings.context
     del base
     if info.fine_tuned:
         ft.load_model()
@@ -438,6 +449,20 @@ def answer_setups(
     else:
         print("No fine-tuned model: run `make train` to compare it.", flush=True)
     return setups
+
+
+def _alternatives(spec: str) -> list[tuple[str, str]]:
+    """``"technical:evidence,precise:passages"`` -> [(preset, context), ...]."""
+    from assistant.chat import CONTEXTS
+    from assistant.presets import PRESETS
+
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        preset, _, context = item.partition(":")
+        if preset not in PRESETS or context not in CONTEXTS:
+            raise BookwormError(f"--also {item!r}: want PRESET:CONTEXT, e.g. technical:evidence")
+        out.append((preset, context))
+    return out
 
 
 def eval_abstention(
