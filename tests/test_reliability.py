@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from core.config import load_settings
 from core.errors import BookwormError, ConfigError, StoreError
 from indexing import store
 from indexing.records import Chunk
+from tests.test_ui_app import make_app as make_app  # a fixture
 
 
 def _answer_line(answer_id: str, total_ms: float) -> str:
@@ -320,3 +323,166 @@ def test_make_clean_removes_generated_reports_only(tmp_path: Path) -> None:
     subprocess.run(["make", "-s", "clean", "INDEX=index", "MODEL=model"], cwd=tmp_path, check=True)
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["committed.md", "committed.png"]
     assert not (tmp_path / "index").exists() and not (tmp_path / "logs").exists()
+
+
+# --- g. damaged inputs: one line naming the command that fixes it ---------------------------
+
+FIX = re.compile(r"make index|python -m indexing build")
+
+
+def _cli(capsys, main: Callable[[list[str]], int], argv: list[str]) -> str:
+    """Run a CLI's ``main``; assert it failed with exactly one line on stderr, and return it."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 1, (code, out, err)
+    assert "Traceback" not in out + err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def default_index(tmp_path: Path, monkeypatch) -> Path:
+    """A tiny index whose manifest names the default embedder, so only the damage is refused."""
+    from core.sources import embedder_id
+    from tests.assistant_support import write_tiny_index
+
+    monkeypatch.chdir(tmp_path)  # no bookworm.toml here
+    index = write_tiny_index(tmp_path / "index")
+    manifest = json.loads((index / "manifest.json").read_text())
+    manifest["embedder"]["name"] = embedder_id(load_settings().embedder)
+    (index / "manifest.json").write_text(json.dumps(manifest))
+    return index
+
+
+def _search(index: Path) -> list[str]:
+    return ["search", "how do I redirect standard error", "--index", str(index)]
+
+
+MANIFESTS: dict[str, Callable[[dict], bytes]] = {  # the good manifest -> the damaged file
+    "truncated": lambda m: json.dumps(m).encode()[:40],
+    "not JSON": lambda m: b"\0\0\0garbage",
+    "not UTF-8": lambda m: json.dumps(m).encode().replace(b'"format"', b'"for\xffmat"'),
+    "not an object": lambda m: b"[1, 2]\n",
+    "embedder not an object": lambda m: json.dumps(m | {"embedder": "minilm"}).encode(),
+    "counts not an object": lambda m: json.dumps(m | {"counts": 7}).encode(),
+    "no format": lambda m: json.dumps({k: v for k, v in m.items() if k != "format"}).encode(),
+}
+# indexing/store.py (not this change's to edit) lets these through as AttributeError/UnicodeDecodeError
+STORE_DEFECT = pytest.mark.xfail(
+    strict=True, reason="indexing.store: a non-UTF-8 manifest or a non-object manifest/field is not caught"
+)
+MANIFEST_CASES = [
+    pytest.param(name, marks=STORE_DEFECT)
+    if name in ("not UTF-8", "not an object", "embedder not an object", "counts not an object")
+    else name
+    for name in MANIFESTS
+]
+
+
+@pytest.mark.parametrize("damage", MANIFEST_CASES)
+def test_a_damaged_index_manifest_is_one_line(default_index: Path, capsys, damage: str) -> None:
+    from assistant.__main__ import main
+
+    path = default_index / "manifest.json"
+    path.write_bytes(MANIFESTS[damage](json.loads(path.read_text())))
+    line = _cli(capsys, main, _search(default_index))
+    assert FIX.search(line), line
+    assert str(default_index) in line
+
+
+CHUNK_LINES = {
+    "cut short": b'{"chunk_id": "bash.pdf:9", "file": "bash.pdf", "page_st',
+    "not JSON": b"<<garbage>>",
+    "a JSON list": b"[1, 2, 3]",
+    "missing fields": b'{"chunk_id": "bash.pdf:9"}',
+    "unknown field": b'{"chunk_id": "x", "file": "a.pdf", "page_start": 1, "page_end": 1, "text": "t", '
+    b'"n_tokens": 1, "colour": "red"}',
+    "not UTF-8": b'{"chunk_id": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("bad", CHUNK_LINES)
+def test_a_bad_line_in_chunks_jsonl_is_one_line_for_search_and_training(
+    default_index: Path, tmp_path: Path, capsys, bad: str
+) -> None:
+    from assistant.__main__ import main as assistant_main
+    from training.__main__ import main as training_main
+
+    path = default_index / "chunks.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[3] = CHUNK_LINES[bad] + b"\n"  # same number of lines: only the damage can be refused
+    path.write_bytes(b"".join(lines))
+    line = _cli(capsys, assistant_main, _search(default_index))
+    assert FIX.search(line), line
+    line = _cli(capsys, training_main, ["--index", str(default_index), "--output", str(tmp_path / "model")])
+    assert "chunks.jsonl" in line and FIX.search(line), line
+    assert not (tmp_path / "model").exists()
+
+
+def test_an_index_from_another_embedder_is_refused_naming_both_fixes(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from assistant.__main__ import main
+    from tests.assistant_support import FakeEmbedder, write_tiny_index
+
+    monkeypatch.chdir(tmp_path)
+    index = write_tiny_index(tmp_path / "index")  # embedded with the fake, asked with the default embedder
+    for argv in (_search(index), ["ask", "how do I redirect standard error", "--index", str(index)]):
+        line = _cli(capsys, main, argv)
+        assert f"built with the embedder {FakeEmbedder.name!r}" in line
+        assert f"--embedder {FakeEmbedder.name}" in line and "python -m indexing build" in line
+
+
+# --- h. settings that would quietly change the answers ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("passages", 0, "must be >= 1"),
+        ("passages", -3, "must be >= 1"),
+        ("history_turns", -1, "must be >= 0"),
+        ("evidence_sentences", 0, "must be >= 1"),
+        ("abstain_below", 1.0, r"must be in \[0, 1\)"),
+        ("abstain_below", -0.1, r"must be in \[0, 1\)"),
+        ("context", "everything", "'evidence' or 'passages'"),
+        ("retrieval", "sparse", "'dense', 'bm25' or 'hybrid'"),
+    ],
+)
+def test_invalid_settings_are_refused_naming_the_flag(tmp_path, monkeypatch, capsys, setting, value, says):
+    from assistant.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    flag = "--" + setting.replace("_", "-")
+    toml = tmp_path / "settings.toml"
+    toml.write_text(f"[bookworm]\n{setting} = {json.dumps(value)}\n")  # JSON scalars are TOML too
+    with pytest.raises(ConfigError, match=f"{says}.*{setting}` in bookworm.toml"):
+        load_settings(toml)
+    line = _cli(capsys, main, ["search", "q", "--config", str(toml), "--index", str(tmp_path / "index")])
+    assert re.search(says, line) and flag in line
+    if setting == "passages":  # a flag the CLIs offer
+        line = _cli(capsys, main, ["search", "q", flag, str(value), "--index", str(tmp_path / "index")])
+        assert re.search(says, line)
+
+
+def test_valid_edge_settings_still_load() -> None:
+    s = load_settings(
+        passages="1", history_turns="0", abstain_below="0", context="passages", retrieval="bm25"
+    )
+    assert (s.passages, s.history_turns, s.abstain_below, s.context) == (1, 0, 0.0, "passages")
+
+
+def test_the_model_view_renders_over_a_damaged_answers_log(make_app, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_app.log.write_bytes(
+        _answer_line("a1", 1000).encode()
+        + b'{"type": "answer", "answer_id": "a2", "tot\n'  # a kill during an append
+        + b"\xff\xfe\x00garbage\n"
+        + _answer_line("a3", 3000).encode()
+        + b'{"type": "feedback", "answer_id": "a1", "rat'  # partial last line
+    )
+    at = make_app().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.tabs[1].metric}
+    assert metrics["Answers"] == "2"  # the two whole answer lines; the damaged ones skipped
