@@ -99,8 +99,15 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
         raise StoreError(f"{what} at {index_dir}: {rebuild_hint(index_dir)}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StoreError(f"unreadable {path} ({e}): {rebuild_hint(index_dir)}") from e
+    # a damaged manifest can still be valid JSON: its shape is checked too, so a reader gets this
+    # message rather than an AttributeError deep in the loader
+    shape_ok = isinstance(manifest, dict) and all(
+        isinstance(manifest.get(key, {}), dict) for key in ("embedder", "counts", "chunking", "files")
+    )
+    if not shape_ok:
+        raise StoreError(f"damaged {path} (not the manifest's layout): {rebuild_hint(index_dir)}")
     if manifest.get("format") != FORMAT:
         raise StoreError(
             f"{index_dir} has index format {manifest.get('format')!r}, this bookworm reads {FORMAT}: "
