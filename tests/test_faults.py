@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -182,4 +183,126 @@ def test_mutated_pdfs_never_crash_or_hang_the_build(tmp_path: Path) -> None:
     print(
         f"mutated PDFs: {MUTANTS} in {time.monotonic() - t0:.0f} s; "
         f"indexed {len(report['indexed']) - 1}, skipped {len(report['skipped'])}, each with a one-line reason"
+    )
+
+
+# --- concurrent questions through one shared Assistant -----------------------------------
+
+QUESTIONS = [
+    "How do I send standard error to a file?",
+    "What does a pipeline connect?",
+    "What do variables hold in the shell?",
+    "How are functions called?",
+    "What is a data frame in R?",
+    "How are factors encoded?",
+    "What are vectors in R?",
+    "How does the shell run commands?",
+    "How do I send both output and error to one file?",
+    "What do arrays hold?",
+]
+ROUNDS = 3  # a race that shows once in a few runs still shows in most runs of the test
+
+
+@pytest.fixture(scope="module")
+def shared_assistant(tmp_path_factory: pytest.TempPathFactory):
+    """One Assistant (tiny GPT-2 with a real fast tokenizer, fake embedder) and its answers log."""
+    from assistant.chat import Assistant
+    from assistant.retrieve import Retriever
+    from tests.assistant_support import BOOK, write_tiny_index
+    from tests.assistant_support import FakeEmbedder as WordEmbedder
+    from tests.conftest import TINY_TEXT, build_tiny_gpt2
+
+    root = tmp_path_factory.mktemp("shared")
+    texts = [TINY_TEXT, *(t for entries in BOOK.values() for _, t in entries)]
+    lm = build_tiny_gpt2(root / "lm", texts, n_positions=1024)
+    index = write_tiny_index(root / "index")
+    log = root / "answers.jsonl"
+    bot = Assistant(
+        index, model_dir=root / "no-model", base_model=str(lm),
+        retriever=Retriever.load(index, encoder=WordEmbedder()), log_file=log,
+    )  # fmt: skip
+    assert bot._tokenizer.is_fast  # the Rust tokenizer that can be "Already borrowed"
+    return bot, log
+
+
+def _plan(i: int) -> tuple[str, Any]:
+    """(how question i is asked, its params): beams, greedy and sampled streams, cancelled streams."""
+    from assistant.presets import PRESETS
+
+    kinds = [
+        ("beams", PRESETS["technical"].replace(max_new_tokens=12, num_beams=2)),
+        ("stream", PRESETS["precise"].replace(max_new_tokens=40)),
+        ("stream", PRESETS["creative"].replace(max_new_tokens=40, seed=i)),
+        ("cancel", PRESETS["creative"].replace(max_new_tokens=200, seed=i)),
+    ]
+    return kinds[i % len(kinds)]
+
+
+def _ask(bot: Any, question: str, how: str, params: Any) -> Any:
+    """The finished Answer (None when cancelled), with its streamed pieces checked against it."""
+    if how == "beams":
+        return bot.ask(question, params)
+    stream = bot.stream(question, params)
+    pieces = iter(stream)
+    if how == "cancel":
+        next(pieces, None)
+        pieces.close()  # the reader went away (a rerun, a new question) after the first piece
+        return None
+    text = "".join(pieces)
+    assert stream.answer.text == text.strip(), "the streamed pieces are not the answer"
+    return stream.answer
+
+
+def test_concurrent_questions_through_one_assistant(shared_assistant) -> None:
+    from assistant import monitor
+
+    bot, log = shared_assistant
+    # alone, one after the other: what each finished answer must be when asked concurrently too
+    expected = {}
+    for i, q in enumerate(QUESTIONS):
+        how, params = _plan(i)
+        if how != "cancel":
+            expected[q] = _ask(bot, q, how, params).text
+    logged_before = len(monitor.read_log(log))
+
+    finished: list[Any] = []
+    errors: list[str] = []
+    t0 = time.monotonic()
+    for _ in range(ROUNDS):
+        start = threading.Barrier(len(QUESTIONS))
+
+        def one(i: int, start: threading.Barrier = start) -> None:
+            how, params = _plan(i)
+            start.wait()  # all at once: the steps before generation overlap
+            try:
+                answer = _ask(bot, QUESTIONS[i], how, params)
+            except Exception as e:  # every failure is reported, not just the first
+                errors.append(f"{QUESTIONS[i]!r} ({how}): {type(e).__name__}: {e}")
+                return
+            if answer is not None:
+                finished.append(answer)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(QUESTIONS))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "a question never finished"
+    assert errors == []
+    n_cancel = sum(_plan(i)[0] == "cancel" for i in range(len(QUESTIONS)))
+    assert len(finished) == ROUNDS * (len(QUESTIONS) - n_cancel)
+    for answer in finished:
+        assert answer.text == expected[answer.question], f"{answer.question!r}: not the answer it gets alone"
+    logged = monitor.read_log(log)[logged_before:]
+    assert sorted(r["answer_id"] for r in logged) == sorted(a.answer_id for a in finished)
+    assert monitor.scan_log(log).skipped == 0  # no two appends interleaved
+
+    # the cancelled ones let go of the model: the next question is answered at once
+    how, params = _plan(1)
+    t1 = time.monotonic()
+    assert _ask(bot, QUESTIONS[1], how, params).text == expected[QUESTIONS[1]]
+    print(
+        f"concurrent questions: {ROUNDS} rounds of {len(QUESTIONS)} ({n_cancel} cancelled each) in "
+        f"{t1 - t0:.1f} s; {len(finished)} finished answers all complete and logged; next answer "
+        f"{time.monotonic() - t1:.2f} s"
     )
