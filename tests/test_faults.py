@@ -484,3 +484,62 @@ def _kill_at(
         time.sleep(0.001)
     time.sleep(0 if first else rng.random() * 0.2)
     return "final save"
+
+
+# --- two builds into one folder at once ---------------------------------------------------
+
+_CLI_BUILD = """
+import sys
+import indexing.build
+from tests.test_indexing_build import FakeEmbedder
+indexing.build.Embedder = lambda name, batch_size=64: FakeEmbedder()  # the CLI, with the fast fake
+from indexing.__main__ import main
+print("ready", flush=True)
+sys.stdin.readline()  # go: both builds start together
+sys.exit(main(["build", "--corpus", sys.argv[1], "--index", sys.argv[2], "--workers", "1",
+               "--chunk-tokens", "64", "--chunk-overlap", "8", "--no-progress"]))
+"""
+
+
+def _cli_build(corpus: Path, index: Path, cwd: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CLI_BUILD, str(corpus), str(index)], cwd=cwd,
+        env=os.environ | {"PYTHONPATH": str(REPO)}, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child
+
+
+def test_two_concurrent_builds_into_one_folder_one_waits_or_refuses(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    make_pdf(corpus / "shell.pdf", filler("shell", 4))
+    make_pdf(corpus / "lisp.pdf", filler("lisp", 4))
+    index = tmp_path / "index"
+    outcomes: list[str] = []
+    for round_, added in enumerate(["", "regex", "awk"]):  # a new folder, then incremental builds
+        if added:
+            make_pdf(corpus / f"{added}.pdf", filler(added, 4))
+        pair = [_cli_build(corpus, index, tmp_path), _cli_build(corpus, index, tmp_path)]
+        for child in pair:
+            child.stdin.write("go\n")  # type: ignore[union-attr]
+            child.stdin.flush()  # type: ignore[union-attr]
+        results = [(child.wait(timeout=120), *child.communicate()) for child in pair]
+        wrote = [r for r in results if r[0] == 0 and "written to" in r[1]]
+        others = [r for r in results if r not in wrote]
+        assert len(wrote) == 1 and len(others) == 1, f"round {round_}: {results}"
+        code, out, err = others[0]
+        if code == 0:  # it waited for the first, then found the index up to date
+            assert "already up to date, nothing written" in out and "Extracting" not in err, (out, err)
+            outcomes.append("waited")
+        else:  # it refused: one line, naming the other build
+            assert code == 2 and err.startswith("error: another build is writing"), (code, err)
+            assert err.count("\n") == 1 and "Traceback" not in err
+            outcomes.append("refused")
+        reference = tmp_path / f"reference-{round_}"
+        alone = _cli_build(corpus, reference, tmp_path)  # one build, alone
+        assert "written to" in alone.communicate("go\n")[0] and alone.returncode == 0
+        assert _fingerprint(index) == _fingerprint(reference), f"round {round_}: not one complete build"
+        leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+        assert leftovers == [], f"round {round_}: left behind {leftovers}"
+    print(f"concurrent builds: 3 rounds of two at once; the second {outcomes}; the index was one whole build")
