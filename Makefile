@@ -44,8 +44,8 @@ test: $(STAMP) ## run every test tier (fast, tiny models, AppTest, real browser)
 test-fast: $(STAMP) ## run only the fast deterministic tests
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-test-faults: $(STAMP) ## fault injection: kill -9 index builds, 200 mutated PDFs (seconds)
-	BOOKWORM_FAULTS=1 $(PY) -m pytest -q -m faults tests/test_faults.py
+test-faults: $(STAMP) ## fault injection: kill -9 builds and training, concurrent builds and questions, 200 mutated PDFs (~1-2 min)
+	BOOKWORM_FAULTS=1 $(PY) -m pytest -q -rP -m faults tests/test_faults.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
