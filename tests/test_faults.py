@@ -375,11 +375,6 @@ def _model_state(model_dir: Path) -> tuple[int, str]:
     return info.manifest["steps"], digest.hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/runs.py resumes from the newest checkpoint-N folder even when a kill cut its writing "
-    '(no trainer_state.json yet): the rerun dies with "Can\'t find a valid checkpoint"',
-)
 def test_kill_9_during_training_keeps_the_previous_model_and_a_rerun_completes(
     tmp_path: Path, tiny_gpt2_dir: Path
 ) -> None:

@@ -115,16 +115,22 @@ def resume_or_start_over(work: Path, asked: bool, want: dict[str, Any]) -> Resum
 
     An unreadable ``run.json`` is an error with ``--resume``; without, the run starts over.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     try:
         state = read_run_state(work)
     except ConfigError:
         if asked:
             raise
         return ResumeDecision(None, f"Starting over: {work / RUN_FILE} is unreadable")
-    checkpoint = get_last_checkpoint(str(work)) if work.is_dir() else None
-    return decide_resume(asked, state, want, checkpoint, work)
+    return decide_resume(asked, state, want, last_complete_checkpoint(work), work)
+
+
+def last_complete_checkpoint(work: Path) -> str | None:
+    """The newest ``checkpoint-N`` that was written to the end. The Trainer writes
+    ``trainer_state.json`` last, so a folder without it was cut short by a kill and cannot be
+    resumed from (transformers' own ``get_last_checkpoint`` would pick it and fail)."""
+    done = [p for p in work.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    done = [p for p in done if p.name.rsplit("-", 1)[1].isdigit()]
+    return str(max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]))) if done else None
 
 
 def start_work_dir(work: Path, decision: ResumeDecision) -> None:
