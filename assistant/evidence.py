@@ -146,7 +146,6 @@ def select_evidence(
     scores = score_candidates(question, cands, embed, overlap_weight)
     chosen: list[Evidence] = []
     taken: dict[int, list[tuple[int, int]]] = {}  # passage n -> chosen sentence index ranges
-    seen_words: list[set[str]] = []
     for j in np.argsort(-scores, kind="stable"):
         if len(chosen) >= max_items:
             break
@@ -162,13 +161,12 @@ def select_evidence(
             continue
         a, b = complete(c.sentences, c.i)
         words = set(content_words(c.sentences[c.i].text))
-        if any(len(words & w) >= 0.7 * max(1, len(words)) for w in seen_words):
-            continue  # the same sentence again, from an overlapping passage
+        if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
+            continue  # said already by a chosen quote (overlapping chunks repeat sentences)
         start, end = c.sentences[a].start, c.sentences[b - 1].end
         text = c.source.text[start:end]
         chosen.append(Evidence(c.source.n, c.source.file, list(c.source.pages), text, score, start, end))
         taken.setdefault(c.source.n, []).append((a, b))
-        seen_words.append(words)
     return chosen
 
 

@@ -178,3 +178,13 @@ def test_no_passages_means_nothing_is_supported_and_short_sentences_are_not_judg
     support = check_support("Pipes connect programs together. Yes.", [], EMBED)
     assert [s.supported for s in support.sentences] == [False, True]
     assert support.supported_fraction == 0.0
+
+
+def test_a_sentence_inside_a_chosen_quote_is_not_quoted_again() -> None:
+    # merged neighbouring chunks can hold the same sentences twice, joined by "…"
+    twice = "Redirection sends output to a file. Use 2> to redirect standard error to a file. … " * 2
+    src = [SourceText(1, "bash.pdf", [1, 2], twice.strip())]
+    evidence = select_evidence("Where does redirection send output?", src, EMBED)
+    texts = [e.text for e in evidence]
+    assert not any(a != b and b in a for a in texts for b in texts), texts
+    assert sum("Use 2>" in t for t in texts) == 1

@@ -90,7 +90,9 @@ def ask_in_browser(
             box.wait_for(timeout=timeout_ms)
             box.fill(question)
             box.press("Enter")
-            sources = page.get_by_test_id("stExpander").filter(has_text="Sources")
+            # the answer's expander (the sidebar's parameter help mentions "sources" too)
+            answer = page.get_by_test_id("stChatMessage").nth(1)
+            sources = answer.get_by_test_id("stExpander").filter(has_text="Sources (")
             sources.first.wait_for(timeout=timeout_ms)
             sources.first.locator("summary").click()  # open it, so the screenshot shows the passages
             sources.first.get_by_test_id("stMarkdownContainer").last.wait_for(timeout=timeout_ms)
@@ -121,7 +123,8 @@ def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path
         str(tiny_index.parent / "corpus"),
         "--log-file",
         str(tmp_path / "answers.jsonl"),
-    ]  # fmt: skip: the default preset, which streams
+        "--preset", "creative",  # streams; no copy_boost, so the random tiny model makes things up
+    ]  # fmt: skip
     proc = serve(args, port, tmp_path / "streamlit.log")
     try:
         shot = tmp_path / "screenshot.png"
