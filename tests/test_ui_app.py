@@ -203,3 +203,26 @@ def test_seed_is_editable_and_keeps_the_preset(make_app):
     _ask(at, "What is a pipeline?")
     records = [json.loads(line) for line in make_app.log.read_text().splitlines()]
     assert records[-1]["params"]["seed"] is None and records[-1]["preset"] == "creative"
+
+
+def test_an_unexpected_error_is_answered_in_the_chat_and_the_session_goes_on(make_app, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("tokenizer exploded")
+
+    at = make_app().run()
+    working = ui_support.FakeAssistant.stream
+    monkeypatch.setattr(ui_support.FakeAssistant, "stream", broken)
+    at.chat_input[0].set_value("What is a pipeline?").run()
+    assert not at.exception
+    assert "Answering failed (RuntimeError: tokenizer exploded)" in at.error[0].value
+    monkeypatch.setattr(ui_support.FakeAssistant, "stream", working)
+    at.run()  # the question keeps its (error) answer; nothing reads as interrupted
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert not [i for i in at.info if "interrupted" in i.value]
+
+
+def test_an_interrupted_answer_says_so(make_app):
+    at = make_app().run()
+    at.session_state["messages"] = [{"role": "user", "content": "What is a pipeline?"}]
+    at.run()
+    assert any("interrupted before it finished" in i.value for i in at.info)

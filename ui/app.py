@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import traceback
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -525,8 +526,11 @@ def main() -> None:
     with chat_tab:
         if not messages:
             st.caption('Try: "How do I redirect stderr to a file in bash?"')
-        for msg in messages:
+        for i, msg in enumerate(messages):
             render_message(msg, settings.log_file)
+            if msg["role"] == "user" and (i + 1 == len(messages) or messages[i + 1]["role"] == "user"):
+                # a click during generation reruns the page and stops the answer being written
+                st.info("This answer was interrupted before it finished: ask again.", icon="⏸️")
 
     if question := st.chat_input("Ask about your books…"):
         messages.append({"role": "user", "content": question})
@@ -538,6 +542,12 @@ def main() -> None:
                 except BookwormError as e:  # e.g. the question does not fit the model's window
                     messages.append({"role": "assistant", "content": "", "error": str(e)})
                     st.error(str(e), icon=":material/error:")
+                    st.stop()
+                except Exception as e:  # a bug: say so in the chat, keep the session usable
+                    traceback.print_exc()  # the full story goes to the server's log
+                    error = f"Answering failed ({type(e).__name__}: {e}): ask again."
+                    messages.append({"role": "assistant", "content": "", "error": error})
+                    st.error(error, icon=":material/error:")
                     st.stop()
             msg = _message(question, answer, streamed)
             messages.append(msg)  # kept before logging: a failing log write must not lose the answer
