@@ -12,6 +12,7 @@ BASE      ?= gpt2
 TIME_BUDGET ?= 10
 QUESTIONS ?= data/dev_questions.jsonl
 LIMIT     ?= 0
+BASELINE_LIMIT ?= 20
 PORT      ?= 8501
 # torch: the CPU wheel unless a CUDA driver is present (an unpinned torch pulls a multi-GB CUDA build)
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
@@ -79,7 +80,8 @@ chat: $(STAMP) ## multi-turn chat in the terminal
 	$(PY) -m assistant chat --index $(INDEX) --model $(MODEL)
 
 eval: $(STAMP) ## retrieval, perplexity, answer F1 and latency report in reports/ (LIMIT=N answers N questions)
-	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL) --limit $(LIMIT)
+	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL) --limit $(LIMIT) \
+	  --baseline-limit $(BASELINE_LIMIT)
 
 bench-index: $(STAMP) ## extraction pages/s, embedding chunks/s, full vs no-op rebuild
 	$(PY) -m benchmarks.bench_index --corpus $(CORPUS)
