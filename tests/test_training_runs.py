@@ -66,9 +66,11 @@ def test_malformed_run_json_is_a_message(tmp_path, text):
 
 def test_an_interrupted_run_is_kept_and_found(tmp_path):
     work = tmp_path / ".finetuned.work"
-    (work / "checkpoint-3").mkdir(parents=True)
+    for step in (3, 5):
+        (work / f"checkpoint-{step}").mkdir(parents=True)
+    (work / "checkpoint-3" / "trainer_state.json").write_text("{}")  # written last: complete
     (work / RUN_FILE).write_text(json.dumps({"key": KEY}))
     decision = resume_or_start_over(work, False, KEY)
-    assert decision.checkpoint == str(work / "checkpoint-3")
+    assert decision.checkpoint == str(work / "checkpoint-3")  # checkpoint-5 was cut short by a kill
     start_work_dir(work, decision)
     assert (work / "checkpoint-3").is_dir()  # continuing: nothing deleted
