@@ -290,9 +290,7 @@ class Assistant:
         t_evidence = time.perf_counter()
         sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
         if hits and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below):
-            return self._abstain(
-                question, params, preset, hits, sources, evidence, t0, t_retrieved, t_evidence
-            )
+            return self._abstain(question, params, preset, sources, evidence, t0, t_retrieved, t_evidence)
         use_evidence = self.context == "evidence" and bool(evidence)
         prompt = self.build_prompt(
             question, hits, history, params.max_new_tokens, evidence if use_evidence else None
@@ -315,16 +313,13 @@ class Assistant:
                 sources_shown = [dataclasses.replace(s, text=shown[s.n]) for s in sources if s.n in shown]
             else:
                 sources_shown = sources
-            answer = Answer(
-                answer_id=new_answer_id(),
-                question=question,
-                text=gen.text,
-                sources=sources_shown,
-                preset=preset or preset_name(params),
-                params=params.as_dict(),
-                model_id=self._model_info.model_id,
-                fine_tuned=self._model_info.fine_tuned,
-                timings=Timings(
+            return self._record(
+                question,
+                gen.text,
+                sources_shown,
+                params,
+                preset,
+                Timings(
                     retrieval_ms=(t_retrieved - t0) * 1000,
                     prompt_tokens=prompt.n_tokens,
                     ttft_ms=((first[0] if first else end) - t0) * 1000,
@@ -339,11 +334,35 @@ class Assistant:
                 support=support,
                 context="evidence" if use_evidence else "passages",
             )
-            if self.log_file:
-                monitor.log_answer(self.log_file, answer)
-            return answer
 
         return AnswerStream(pieces(), finish, evidence, sources)
+
+    def _record(
+        self,
+        question: str,
+        text: str,
+        sources: list[Source],
+        params: GenerationParams,
+        preset: str | None,
+        timings: Timings,
+        **details: Any,
+    ) -> Answer:
+        """The finished answer's record, logged when a log file is set."""
+        answer = Answer(
+            answer_id=new_answer_id(),
+            question=question,
+            text=text,
+            sources=sources,
+            preset=preset or preset_name(params),
+            params=params.as_dict(),
+            model_id=self._model_info.model_id,
+            fine_tuned=self._model_info.fine_tuned,
+            timings=timings,
+            **details,
+        )
+        if self.log_file:
+            monitor.log_answer(self.log_file, answer)
+        return answer
 
     def _generation(self, prompt: Prompt, params: GenerationParams) -> Generation:
         import torch
@@ -358,7 +377,6 @@ class Assistant:
         question: str,
         params: GenerationParams,
         preset: str | None,
-        hits: Sequence[Hit],
         sources: list[Source],
         evidence: list[Evidence],
         t0: float,
@@ -369,16 +387,13 @@ class Assistant:
 
         def finish() -> Answer:
             end = time.perf_counter()
-            answer = Answer(
-                answer_id=new_answer_id(),
-                question=question,
-                text=ABSTAIN_TEXT,
-                sources=sources,
-                preset=preset or preset_name(params),
-                params=params.as_dict(),
-                model_id=self._model_info.model_id,
-                fine_tuned=self._model_info.fine_tuned,
-                timings=Timings(
+            return self._record(
+                question,
+                ABSTAIN_TEXT,
+                sources,
+                params,
+                preset,
+                Timings(
                     retrieval_ms=(t_retrieved - t0) * 1000,
                     prompt_tokens=0,
                     ttft_ms=(end - t0) * 1000,
@@ -392,9 +407,6 @@ class Assistant:
                 abstained=True,
                 context="none",  # no prompt was built
             )
-            if self.log_file:
-                monitor.log_answer(self.log_file, answer)
-            return answer
 
         return AnswerStream(iter([ABSTAIN_TEXT]), finish, evidence, sources, abstained=True)
 
