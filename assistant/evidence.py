@@ -145,47 +145,36 @@ def select_evidence(
     cands = shortlist(question, candidates(sources))
     scores = score_candidates(question, cands, embed, overlap_weight)
     chosen: list[Evidence] = []
-    taken: dict[int, list[tuple[int, int]]] = {}  # passage n -> chosen sentence index ranges
+    units: list[tuple[int, int, int]] = []  # chosen[k] quotes sentences [a, b) of passage n: (n, a, b)
     for j in np.argsort(-scores, kind="stable"):
         if len(chosen) >= max_items:
             break
         c, score = cands[j], float(scores[j])
         if len(chosen) >= min_items and score < keep_ratio * chosen[0].score:
             break
-        ranges = taken.get(c.source.n, [])
-        if any(a <= c.i < b for a, b in ranges):
+        mine = [k for k, (n, _, _) in enumerate(units) if n == c.source.n]
+        if any(units[k][1] <= c.i < units[k][2] for k in mine):
             continue
-        beside = next((r for r in ranges if c.i in (r[0] - 1, r[1])), None)
-        if beside is not None:  # right next to a chosen unit: it continues that quote
-            _extend(chosen, ranges, beside, c)
+        beside = next((k for k in mine if c.i in (units[k][1] - 1, units[k][2])), None)
+        if beside is not None:  # right next to a chosen quote: it continues that quote
+            a, b = min(units[beside][1], c.i), max(units[beside][2], c.i + 1)
+            if sum(len(s.text.split()) for s in c.sentences[a:b]) <= MAX_UNIT_WORDS:
+                chosen[beside], units[beside] = _quote(c, a, b, chosen[beside].score), (c.source.n, a, b)
             continue
-        a, b = complete(c.sentences, c.i)
         words = set(content_words(c.sentences[c.i].text))
         if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
             continue  # said already by a chosen quote (overlapping chunks repeat sentences)
-        start, end = c.sentences[a].start, c.sentences[b - 1].end
-        text = c.source.text[start:end]
-        chosen.append(Evidence(c.source.n, c.source.file, list(c.source.pages), text, score, start, end))
-        taken.setdefault(c.source.n, []).append((a, b))
+        a, b = complete(c.sentences, c.i)
+        chosen.append(_quote(c, a, b, score))
+        units.append((c.source.n, a, b))
     return chosen
 
 
-def _extend(
-    chosen: list[Evidence], ranges: list[tuple[int, int]], unit: tuple[int, int], c: _Candidate
-) -> None:
-    """Grow the chosen unit ``unit`` of ``c``'s passage by sentence ``c.i`` (its neighbour), in place,
-    unless the quote would get longer than ``MAX_UNIT_WORDS``."""
-    a, b = min(unit[0], c.i), max(unit[1], c.i + 1)
-    if sum(len(s.text.split()) for s in c.sentences[a:b]) > MAX_UNIT_WORDS:
-        return
+def _quote(c: _Candidate, a: int, b: int, score: float) -> Evidence:
+    """Sentences [a, b) of ``c``'s passage, verbatim, as one evidence item."""
     start, end = c.sentences[a].start, c.sentences[b - 1].end
-    k = next(i for i, e in enumerate(chosen) if e.n == c.source.n and (e.start, e.end) == _bounds(c, unit))
-    chosen[k] = dataclasses.replace(chosen[k], text=c.source.text[start:end], start=start, end=end)
-    ranges[ranges.index(unit)] = (a, b)
-
-
-def _bounds(c: _Candidate, unit: tuple[int, int]) -> tuple[int, int]:
-    return c.sentences[unit[0]].start, c.sentences[unit[1] - 1].end
+    src = c.source
+    return Evidence(src.n, src.file, list(src.pages), src.text[start:end], score, start, end)
 
 
 def excerpts(sources: Sequence[SourceText], evidence: Sequence[Evidence], context: int = 1) -> dict[int, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assistant.sentences import content_words
 from core.errors import ConfigError
 from indexing.records import Chunk, Hit
 
@@ -40,7 +40,6 @@ Encode = Callable[[list[str]], np.ndarray]
 
 # --- BM25 ----------------------------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9_][a-z0-9_+#.\-]*[a-z0-9_+#]|[a-z0-9_]")
 _STOPWORD_TEXT = """a an and are as at be but by can do does for from how i if in into is it its of on or s
 so such t that the their then there these they this to use used using was what when where which while who why
 will with you your"""
@@ -48,16 +47,9 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def bm25_tokens(text: str) -> list[str]:
-    """Lower-case words (keeping identifiers like ``read.table``, ``c++``, ``2>``'s digits), no stopwords,
-    with a light plural strip so "arrays" finds "array"."""
-    out = []
-    for w in _WORD.findall(text.lower()):
-        if w in _STOPWORDS:
-            continue
-        if len(w) > 4 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]
-        out.append(w)
-    return out
+    """The words BM25 indexes: :func:`content_words` with a shorter stopword list (words like "file" or
+    "only" still separate passages even where they say little about a question)."""
+    return content_words(text, _STOPWORDS)
 
 
 class BM25Index:

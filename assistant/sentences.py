@@ -67,12 +67,12 @@ def _cut_long(text: str, start: int, end: int, max_words: int) -> list[Span]:
     return out
 
 
-def content_words(text: str) -> list[str]:
-    """Lower-case words without stopwords, a light plural strip ("arrays" -> "array"), identifiers kept
-    whole (``read.table``, ``2>&1`` gives ``2``)."""
+def content_words(text: str, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
+    """Lower-case words without ``stopwords``, a light plural strip ("arrays" -> "array"), identifiers
+    kept whole (``read.table``, ``c++``; ``2>&1`` gives ``2`` and ``1``). BM25 uses it too."""
     out = []
     for w in _WORD.findall(text.lower()):
-        if w in STOPWORDS:
+        if w in stopwords:
             continue
         if len(w) > 4 and w.endswith("s") and not w.endswith("ss"):
             w = w[:-1]

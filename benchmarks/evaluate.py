@@ -106,15 +106,16 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
     return out
 
 
-def citation_accuracy(cited: Sequence[int], sources: Sequence[Any], q: DevQuestion) -> float | None:
-    """Share of the cited [n] that point at a source from the gold file sharing a gold page."""
+def citation_accuracy(
+    cited: Sequence[int], places: dict[int, tuple[str, Sequence[int]]], q: DevQuestion
+) -> float | None:
+    """Share of the cited [n] whose (file, pages) in ``places`` is the gold file sharing a gold page."""
     from assistant.retrieve import first_relevant_rank
 
-    by_n = {s.n: s for s in sources}
-    cited = [n for n in cited if n in by_n]
+    cited = [n for n in cited if n in places]
     if not cited:
         return None
-    good = [first_relevant_rank([(by_n[n].file, by_n[n].pages)], q.file, q.pages) == 1 for n in cited]
+    good = [first_relevant_rank([places[n]], q.file, q.pages) == 1 for n in cited]
     return sum(good) / len(good)
 
 
@@ -141,7 +142,7 @@ def run_answers(
             setup.f1.append(token_f1(text, q.answer))
             setup.f1_model.append(float("nan"))
             setup.citation += [
-                x for x in [citation_accuracy([e.n for e in evidence], _numbered(hits), q)] if x is not None
+                x for x in [citation_accuracy([e.n for e in evidence], _places(hits), q)] if x is not None
             ]
             setup.abstained.append(False)
             setup.retrieval_ms.append(ms)
@@ -158,7 +159,8 @@ def run_answers(
         if answer.support is not None and not answer.abstained:
             setup.support.append(answer.support.supported_fraction)
             setup.unsupported_code.append(len(answer.support.unsupported_code))
-        accuracy = citation_accuracy(cited_numbers(answer.text), answer.sources, q)
+        places = {s.n: (s.file, s.pages) for s in answer.sources}
+        accuracy = citation_accuracy(cited_numbers(answer.text), places, q)
         if accuracy is not None:
             setup.citation.append(accuracy)
         setup.retrieval_ms.append(answer.timings.retrieval_ms)
@@ -170,12 +172,9 @@ def run_answers(
     return setup
 
 
-def _numbered(hits: Sequence[Any]) -> list[Any]:
-    from assistant.records import Source
-
-    return [
-        Source(n, h.chunk.file, h.chunk.pages, h.score, "", h.chunk.chunk_id) for n, h in enumerate(hits, 1)
-    ]
+def _places(hits: Sequence[Any]) -> dict[int, tuple[str, Sequence[int]]]:
+    """Citation number -> (file, pages) of each hit, as the assistant numbers them."""
+    return {n: (h.chunk.file, h.chunk.pages) for n, h in enumerate(hits, start=1)}
 
 
 def abstention_scores(assistant: Any, questions: Sequence[str]) -> list[float]:
