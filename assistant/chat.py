@@ -21,6 +21,7 @@ from assistant.generate import Generation
 from assistant.model import resolve_model
 from assistant.presets import GenerationParams, preset_name
 from assistant.prompt import (
+    STOP_STRINGS_FENCE,
     STOP_STRINGS_PLAIN,
     Passage,
     Prompt,
@@ -368,7 +369,7 @@ class Assistant:
         import torch
 
         input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
-        stops = () if self.uses_chat_template else STOP_STRINGS_PLAIN
+        stops = STOP_STRINGS_FENCE + (() if self.uses_chat_template else STOP_STRINGS_PLAIN)
         sources = [self.encode(p.text) for p in prompt.passages] if params.copy_boost > 0 else []
         return Generation(self._model, self._tokenizer, input_ids, params, stops, self._lock, sources)
 

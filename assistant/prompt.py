@@ -37,6 +37,9 @@ INSTRUCTIONS = (
 )
 FENCE_OPEN, FENCE_CLOSE = "<sources>", "</sources>"
 STOP_STRINGS_PLAIN = ("\nQuestion:",)  # a base LM that starts a new question has finished its answer
+# A model that writes a sources fence has stopped answering and started copying the prompt's layout
+# (seen with the raw-text fine-tune): the answer ends there, for every model.
+STOP_STRINGS_FENCE = (FENCE_OPEN, FENCE_CLOSE)
 
 
 class PromptError(BookwormError):

@@ -280,3 +280,21 @@ def test_context_setting_is_checked(index_dir: Path) -> None:
     retriever = Retriever.load(index_dir, encoder=FakeEmbedder())
     with pytest.raises(ConfigError, match="context must be one of evidence, passages"):
         Assistant(index_dir, retriever=retriever, context="pages", load_model=False)
+
+
+@pytest.mark.slow
+def test_an_answer_ends_where_the_model_writes_a_sources_fence(bot: Assistant, monkeypatch) -> None:
+    """The raw-text fine-tune copied the prompt's layout ("… </sources> <sources> [1] (bashref…"): cut."""
+    import assistant.chat as chat_module
+
+    seen: list = []
+    real = chat_module.Generation
+
+    def spy(*args, **kwargs):
+        gen = real(*args, **kwargs)
+        seen.append(gen.stops)
+        return gen
+
+    monkeypatch.setattr(chat_module, "Generation", spy)
+    bot.ask(QUESTION, PRESETS["precise"].replace(max_new_tokens=4))
+    assert "<sources>" in seen[0] and "</sources>" in seen[0] and "\nQuestion:" in seen[0]
