@@ -16,25 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from assistant import monitor
-from assistant.evidence import Evidence, SourceText, excerpts, select_evidence
 from assistant.generate import Generation
 from assistant.model import resolve_model
 from assistant.presets import GenerationParams, preset_name
-from assistant.prompt import (
-    STOP_STRINGS_FENCE,
-    STOP_STRINGS_PLAIN,
-    Passage,
-    Prompt,
-    Turn,
-    build_prompt,
-    chat_renderer,
-    render_plain,
-)
 from assistant.records import Answer, ModelInfo, Source, Timings, new_answer_id
 from assistant.retrieve import Retriever
 from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
 from core.errors import ConfigError
+from core.grounding.evidence import Evidence, SourceText, select_evidence
+from core.grounding.prompt import (
+    ABSTAIN_TEXT,
+    STOP_STRINGS_FENCE,
+    STOP_STRINGS_PLAIN,
+    Prompt,
+    Turn,
+    build_prompt,
+    prompt_passages,
+    renderer_for,
+)
 from indexing.records import Hit
 
 __all__ = [
@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 CONTEXTS = ("evidence", "passages")
-# Said instead of an answer when the best evidence is too weak (the training examples use it too).
-ABSTAIN_TEXT = "The indexed books do not seem to cover this question. The closest passages are listed below."
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 
@@ -252,15 +250,8 @@ class Assistant:
         cited by the passage's own number so [n] means the same source either way."""
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
-        chat = self.uses_chat_template
-        render = chat_renderer(self._prep_tokenizer.apply_chat_template) if chat else render_plain
-        if evidence:
-            texts = excerpts(_source_texts(hits), evidence)
-            passages = [
-                Passage(h.chunk.file, h.chunk.pages, texts[n], n) for n, h in _numbered(hits) if n in texts
-            ]
-        else:
-            passages = [Passage(h.chunk.file, h.chunk.pages, h.chunk.text, n) for n, h in _numbered(hits)]
+        render = renderer_for(self._prep_tokenizer)
+        passages = prompt_passages(_source_texts(hits), evidence)
         with self._prep_lock:
             return build_prompt(
                 question,

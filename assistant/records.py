@@ -5,20 +5,11 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from assistant.evidence import Evidence
 from assistant.support import Support
-
-
-def page_label(file: str, pages: Sequence[int]) -> str:
-    """``bashref.pdf p. 37`` or ``bashref.pdf pp. 37-38``: how prompts, answers and logs cite a passage."""
-    name = file.rsplit("/", 1)[-1]
-    pages = list(pages)
-    if len(pages) == 1:
-        return f"{name} p. {pages[0]}"
-    return f"{name} pp. {pages[0]}-{pages[-1]}"
+from core.grounding.evidence import Evidence
+from core.grounding.prompt import page_label
 
 
 @dataclasses.dataclass(frozen=True)

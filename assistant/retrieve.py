@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from assistant.sentences import content_words
 from core.errors import ConfigError
+from core.grounding.sentences import content_words
 from indexing.records import Chunk, Hit
 
 Mode = Literal["dense", "bm25", "hybrid"]

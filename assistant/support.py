@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evidence import Embed, SourceText
-from assistant.sentences import content_words, split_sentences
+from core.grounding.evidence import Embed, SourceText
+from core.grounding.sentences import content_words, split_sentences
 
 COVERAGE_WEIGHT = 0.5  # share of the match score from word coverage (the rest: cosine)
 SUPPORTED = 0.6  # match score from which a sentence counts as supported

@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
+from core.grounding.scores import cited_numbers, normalize_answer, token_f1
 
-
-def normalize_answer(text: str) -> list[str]:
-    """SQuAD normalisation: lower case, no punctuation, no articles, split on whitespace."""
-    text = text.lower().translate(_PUNCT)
-    return _ARTICLES.sub(" ", text).split()
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """Harmonic mean of token precision and recall (SQuAD's answer F1), in [0, 1]."""
-    pred, ref = normalize_answer(prediction), normalize_answer(reference)
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
+__all__ = ["choose_threshold", "cited_numbers", "normalize_answer", "percentile", "token_f1"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -38,18 +18,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(xs) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-_CITED = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-def cited_numbers(text: str) -> list[int]:
-    """Citation numbers in an answer, in order of first appearance: "[1]", "[2, 3]"."""
-    seen: dict[int, None] = {}
-    for m in _CITED.finditer(text):
-        for n in m.group(1).split(","):
-            seen[int(n)] = None
-    return list(seen)
 
 
 def choose_threshold(answerable: Sequence[float], unanswerable: Sequence[float]) -> tuple[float, float]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.evidence import SourceText, complete, excerpts, select_evidence
-from assistant.sentences import Span, content_words, split_sentences
 from assistant.support import check_support, code_spans, unsupported_code
+from core.grounding.evidence import SourceText, complete, excerpts, select_evidence
+from core.grounding.sentences import Span, content_words, split_sentences
 from tests.assistant_support import FakeEmbedder
 
 EMBED = FakeEmbedder().encode

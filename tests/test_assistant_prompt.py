@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assistant.prompt import (
+from core.grounding.prompt import (
     FENCE_CLOSE,
     INSTRUCTIONS,
     Passage,

@@ -492,8 +492,8 @@ HOSTILE = (
 def test_hostile_pdf_text_stays_fenced_and_is_judged_as_data(tmp_path: Path) -> None:
     from assistant.chat import Assistant
     from assistant.presets import PRESETS
-    from assistant.prompt import FENCE_CLOSE, FENCE_OPEN
     from assistant.retrieve import Retriever
+    from core.grounding.prompt import FENCE_CLOSE, FENCE_OPEN
     from indexing.build import build_index
     from tests.assistant_support import FakeEmbedder
     from tests.conftest import TINY_TEXT, build_tiny_gpt2, make_pdf

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.sentences import Span, content_words, split_sentences, term_overlap
+from core.grounding.sentences import Span, content_words, split_sentences, term_overlap
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
 
