@@ -179,6 +179,7 @@ DEFINITIONS = [
     ("There are many ways to redirect the output of a command to a file.", None),
     ("Arrays are passed by reference to the functions that use them here.", None),
     ("Pipes is a word.", None),  # too short
+    ("Non-interactive shells exit if there is a syntax error in a script.", None),
     ("See [Shell Functions] which is a section about functions in this manual.", None),
     ("The second component is the distance from the axis to the tick labels.", None),
 ]

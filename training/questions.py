@@ -515,7 +515,9 @@ _NOT_TERM_START = _words(
     in other instead otherwise hence therefore usually often sometimes among like unlike besides beyond
     except including without through across around behind above below"""
 )
-_TERM_INNER_STOP = _words("that which who whose where when this these those it its their our your such")
+_TERM_INNER_STOP = _words(
+    "that which who whose where when if there this these those it its their our your such"
+)
 _SUBORDINATORS = _words("if when where whether while because since unless that this it there so what how why")
 # "The second component is ...", "The first two numbers are ...": a term that points elsewhere.
 _VAGUE_TERM = _words(
