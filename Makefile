@@ -10,6 +10,7 @@ INDEX     ?= data/index
 MODEL     ?= models/finetuned
 BASE      ?= gpt2
 TIME_BUDGET ?= 10
+RAW_MODEL ?= models/finetuned-raw
 QUESTIONS ?= data/dev_questions.jsonl
 LIMIT     ?= 0
 BASELINE_LIMIT ?= 20
@@ -23,7 +24,7 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-fast test-faults lint format sample-corpus index train app ask chat eval \
-        bench bench-index bench-train bench-answer demo clean
+        bench bench-index bench-train bench-answer demo clean train-raw
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "; printf "bookworm targets (variables: CORPUS=$(CORPUS) INDEX=$(INDEX) MODEL=$(MODEL) BASE=$(BASE) TIME_BUDGET=$(TIME_BUDGET))\n\n"} \
@@ -79,9 +80,13 @@ ask: $(STAMP) ## answer one question: make ask Q="How do I redirect stderr in ba
 chat: $(STAMP) ## multi-turn chat in the terminal
 	$(PY) -m assistant chat --index $(INDEX) --model $(MODEL)
 
+train-raw: $(STAMP) ## the raw-text-only fine-tune into RAW_MODEL, for make eval's comparison
+	$(PY) -m training --index $(INDEX) --output $(RAW_MODEL) --base-model $(BASE) --time-budget $(TIME_BUDGET) \
+	  --sources-share 0
+
 eval: $(STAMP) ## retrieval, perplexity, answer F1 and latency report in reports/ (LIMIT=N answers N questions)
 	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL) --limit $(LIMIT) \
-	  --baseline-limit $(BASELINE_LIMIT)
+	  --baseline-limit $(BASELINE_LIMIT) --also-model "raw-text fine-tune=$(RAW_MODEL)"
 
 bench-index: $(STAMP) ## extraction pages/s, embedding chunks/s, full vs no-op rebuild
 	$(PY) -m benchmarks.bench_index --corpus $(CORPUS)

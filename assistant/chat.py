@@ -24,7 +24,7 @@ from assistant.retrieve import Retriever
 from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
 from core.errors import ConfigError
-from core.grounding.evidence import Evidence, SourceText, select_evidence
+from core.grounding.evidence import Evidence, MemoEmbed, SourceText, select_evidence
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
     STOP_STRINGS_FENCE,
@@ -412,23 +412,6 @@ class Assistant:
     ) -> Answer:
         """The whole answer (no streaming)."""
         return self.stream(question, params, history, k, preset).answer
-
-
-class MemoEmbed:
-    """``embed`` that computes each distinct text once (one question's sentences, ~10 ms each)."""
-
-    def __init__(self, embed: Callable[[list[str]], Any]):
-        self.embed, self.cache = embed, {}
-
-    def __call__(self, texts: list[str]) -> Any:
-        import numpy as np
-
-        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if todo:
-            self.cache.update(zip(todo, np.asarray(self.embed(todo), dtype=np.float32), strict=True))
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self.cache[t] for t in texts])
 
 
 def _numbered(hits: Sequence[Hit]) -> list[tuple[int, Hit]]:

@@ -386,6 +386,14 @@ def main(argv: list[str] | None = None) -> int:
         default="data/dev_unanswerable.jsonl",
         help="questions the books do not answer, to choose the abstention threshold (skipped if missing)",
     )
+    parser.add_argument(
+        "--also-model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another model folder answered with the defaults, e.g. "
+        "'raw-text fine-tune=models/finetuned-raw' (skipped with a note when it holds no model); repeatable",
+    )
     parser.add_argument("--skip-answers", action="store_true", help="retrieval and perplexity only")
     parser.add_argument("--skip-perplexity", action="store_true")
     parser.add_argument("--out", default="reports", help="report folder")
@@ -447,7 +455,27 @@ def answer_setups(
         )
     else:
         print("No fine-tuned model: run `make train` to compare it.", flush=True)
+    for name, folder in _other_models(args.also_model):
+        other = Assistant.from_settings(settings, model_dir=folder, retriever=retriever, log_file=None)
+        if not other.model_info.fine_tuned:
+            print(f"--also-model {name}: no model in {folder}; skipped", flush=True)
+            continue
+        setups.append(
+            run_answers(other, Setup(f"{name} + RAG (default)", folder, True), asked, params, settings.preset)
+        )
+        del other
     return setups
+
+
+def _other_models(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """``["raw-text fine-tune=models/finetuned-raw"]`` -> [(name, folder)]."""
+    out = []
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            raise BookwormError(f"--also-model {spec!r}: want NAME=DIR")
+        out.append((name.strip(), folder.strip()))
+    return out
 
 
 def _alternatives(spec: str) -> list[tuple[str, str]]:

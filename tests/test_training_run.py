@@ -213,3 +213,52 @@ def test_a_time_budget_is_spent_then_the_run_stops(tmp_path, index_dir, tiny_gpt
     # ...and it stopped only when the next step would eat into it (at an epoch's end, two of each)
     assert m["wall_seconds"] >= budget_s - 2 * (SAVE_FIXED_SECONDS + 1) - 3
     assert (work_dir(out) / "run.json").exists()  # cut by the budget: kept for --resume, marked finished
+
+
+TERMS = [
+    "pipeline",
+    "subshell",
+    "coprocess",
+    "heredoc",
+    "glob",
+    "trap",
+    "alias",
+    "array",
+    "builtin",
+    "job",
+    "signal",
+    "prompt",
+]
+
+
+def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tmp_path):
+    """A real index (fake embedder) of three books whose chunks hold definitions: the run builds
+    answer-from-sources examples, mixes them with the blocks, and scores held-out ones twice."""
+    from tests.assistant_support import FakeEmbedder, write_tiny_index
+    from tests.conftest import build_tiny_gpt2
+
+    chunks = []
+    for b, book in enumerate(("bash.pdf", "zsh.pdf", "fish.pdf")):
+        for i, term in enumerate(TERMS):
+            text = (
+                f"Chapter {i} of the {book[:-4]} book covers one more idea. "
+                f"A {term} is a shell feature that {book[:-4]} uses for task number {b * 12 + i} in scripts. "
+                f"It matters when scripts grow beyond a few lines of {term} code."
+            )
+            chunks.append(Chunk(f"{book}-{i}", book, 3 * i + 1, 3 * i + 1, text, 40))
+    index = write_tiny_index(tmp_path / "index", chunks)
+    lm = build_tiny_gpt2(tmp_path / "lm", [TINY_TEXT, *(c.text for c in chunks)], n_positions=1024)
+    out = tmp_path / "model"
+    hp = tiny_hp(max_steps=6, sources_share=0.5, sources_examples=12, sources_eval=3)
+    m = run(index, out, lm, hp, encoder=FakeEmbedder())
+
+    sources = m["answer_from_sources"]
+    assert sources["questions_by_rule"]["definition"] >= 30 and not sources["skipped"]
+    assert sources["train_examples"] == 12 == sources["train_items"]["examples"]
+    assert sources["train_items"]["blocks"] == 12  # share 0.5: as many blocks as examples
+    assert sources["examples_by_rule"].get("abstain", 0) + sources["examples_by_rule"]["definition"] == 12
+    for when in ("base", "finetuned"):
+        scores = sources["held_out"][when]
+        assert scores["examples"] == 3 and 0 <= scores["f1"] <= 1 and len(scores["samples"]) == 3
+    manifest = json.loads((out / "training_manifest.json").read_text())
+    assert manifest["answer_from_sources"]["held_out"]["finetuned"] == sources["held_out"]["finetuned"]

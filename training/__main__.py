@@ -37,6 +37,9 @@ TRAINING_SETTINGS = (
     "gradient_checkpointing",
     "precision",
     "seed",
+    "sources_share",
+    "sources_examples",
+    "sources_eval",
     "cache_dir",
 )
 

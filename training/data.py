@@ -146,6 +146,34 @@ def separator_id(tokenizer: Any) -> int:
     return document_separator(tokenizer.get_vocab(), tokenizer.bos_token, tokenizer.eos_token, template)[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class Mix:
+    """What one run trains on: (ids, labels) items, packed blocks and examples together."""
+
+    items: list[tuple[list[int], list[int]]]
+    blocks: int
+    examples: int
+
+    def describe(self) -> dict[str, int]:
+        return {"blocks": self.blocks, "examples": self.examples}
+
+
+def mix(
+    blocks: Sequence[Sequence[int]], examples: Sequence[tuple[list[int], list[int]]], share: float
+) -> Mix:
+    """Packed blocks and answer-from-sources examples, ``share`` of the items being examples.
+
+    The examples are all kept; blocks are kept (evenly spread over the books) up to the count that
+    makes the share, so a time budget spends it in that proportion whatever the books' size. With
+    no examples (``share`` 0, or none built) every block is kept: the raw-text fine-tune.
+    """
+    if share <= 0 or not examples:
+        return Mix([(list(b), list(b)) for b in blocks], len(blocks), 0)
+    keep = min(len(blocks), round(len(examples) * (1 - share) / share))
+    kept = [(list(blocks[i]), list(blocks[i])) for i in spread(len(blocks), keep)] if keep else []
+    return Mix([*kept, *[(list(i), list(lab)) for i, lab in examples]], len(kept), len(examples))
+
+
 def spread(n: int, k: int) -> list[int]:
     """``k`` indices spread evenly over ``range(n)`` (all of them when ``k <= 0`` or ``k >= n``).
 

@@ -27,6 +27,8 @@ from core.errors import BookwormError, ConfigError
 from core.sources import LMSource, context_window, load_lm, resolve_lm
 from training.budget import end_reserve, guess_step_seconds, plan_steps, save_seconds
 from training.chunks import read_index
+from training.data import mix
+from training.examples import Example
 from training.hyperparameters import PRECISIONS, Hyperparameters
 from training.manifest import LOSS_CURVE_NAME, MANIFEST_NAME, describe_run, stale_reason, write_output
 from training.prepare import Data, fit_held_out, read_data, tokenize_and_pack
@@ -39,8 +41,11 @@ from training.runs import (
     start_work_dir,
     work_dir,
 )
+from training.sources import SourcesData, build_sources
+from training.sources_eval import describe_scores, score_model
 from training.stop import make_stop_callback, max_across_ranks
 from training.trainer import (
+    SequenceDataset,
     choose_device_precision,
     logging_steps,
     make_trainer,
@@ -89,6 +94,7 @@ def run_finetune(
     resume: bool = False,
     started_at: float | None = None,
     callbacks: Sequence[Any] = (),
+    encoder: Any = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """Fine-tune ``base_model`` on the chunks in ``index_dir``; write ``output_dir``; return its manifest.
@@ -100,6 +106,7 @@ def run_finetune(
             different or finished one is started over.
         started_at: ``time.time()`` the time budget counts from (default: now).
         callbacks: extra ``TrainerCallback``s (tests use one to fail mid-run).
+        encoder: the index's embedder, already loaded (tests pass a fake); None = load it by name.
 
     Raises:
         BookwormError: missing or malformed index, unusable model or settings, nothing to resume;
@@ -121,22 +128,41 @@ def run_finetune(
     checkpoint = open_work_dir(work, resume, want, args, log)
     block_size = min(hp.block_size, context_window(model, tokenizer))
     tokenize_and_pack(data, tokenizer, block_size, hp.eval_blocks, args, cache_dir, log)
+    with args.main_process_first(desc="answer-from-sources examples"):  # rank 0 fills the cache
+        sources = read_sources(
+            index_dir, data, tokenizer, context_window(model, tokenizer), hp, cache_dir, encoder, log
+        )
+    train_mix = mix(data.train_blocks, sources.items, hp.sources_share)
+    items = SequenceDataset(train_mix.items) if train_mix.examples else data.train_blocks
     stop = make_stop_callback(log)
-    trainer = make_trainer(model, tokenizer, args, data.train_blocks, data.held_out, [stop, *callbacks])
+    trainer = make_trainer(model, tokenizer, args, items, data.held_out, [stop, *callbacks])
     run_state = read_run_state(work) if checkpoint else {}
     fit_held_out(data, trainer, run_state, hp.time_budget, precision, log)
     base_loss, eval_seconds = score_base(trainer, run_state, log)
-    steps_per_epoch, full_steps = count_steps(len(data.train_blocks), hp, args.world_size)
-    plan(stop, args, model, hp, data, eval_seconds, steps_per_epoch, full_steps, deadline, t0, log)
+    held_out = sources.held_out[: hp.sources_eval]
+    sources_before, sources_seconds = score_sources_base(model, tokenizer, held_out, run_state, log)
+    steps_per_epoch, full_steps = count_steps(len(items), hp, args.world_size)
+    end_seconds = eval_seconds + sources_seconds  # both evaluations run again at the end
+    plan(
+        stop, args, model, hp, data, eval_seconds, end_seconds, steps_per_epoch, full_steps, deadline, t0, log
+    )
     if args.process_index == 0:
-        save_run_state(work, want, base_loss, eval_seconds, len(data.held_out))
+        save_run_state(
+            work, want, base_loss, eval_seconds, len(data.held_out), sources_before, sources_seconds
+        )
     train_wall = train(trainer, stop, checkpoint, work, output_dir)
+    sources_after = score_sources_after(trainer.model, tokenizer, held_out, sources_before, log)
 
     manifest = describe_run(
         trainer, stop, data, hp, source, base_model, index_dir, device, precision, base_loss, t0
     )
     manifest["schedule"] |= {"steps_per_epoch": steps_per_epoch, "world_size": args.world_size}
     manifest["train_wall_seconds"] = round(train_wall, 1)
+    manifest["answer_from_sources"] = sources.describe() | {
+        "share": hp.sources_share,
+        "train_items": train_mix.describe(),
+        "held_out": {"base": sources_before, "finetuned": sources_after},
+    }
     if trainer.is_world_process_zero():
         finish(trainer, tokenizer, stop, output_dir, work, base_loss, manifest, source, t0, log)
     return manifest
@@ -181,6 +207,65 @@ def score_base(trainer: Any, run_state: dict[str, Any], log: Any) -> tuple[float
     return base_loss, eval_seconds
 
 
+def read_sources(
+    index_dir: Path,
+    data: Data,
+    tokenizer: Any,
+    window: int,
+    hp: Hyperparameters,
+    cache_dir: str | Path | None,
+    encoder: Any,
+    log: Any,
+) -> SourcesData:
+    """The answer-from-sources examples (none when ``sources_share`` is 0)."""
+    if hp.sources_share <= 0 or (hp.sources_examples <= 0 and hp.sources_eval <= 0):
+        return SourcesData(skipped="sources_share is 0: raw text only")
+    sources = build_sources(
+        index_dir,
+        data.index_manifest,
+        data.split.train,
+        data.split.eval,
+        tokenizer,
+        window,
+        limit=hp.sources_examples,
+        held_out_limit=hp.sources_eval,
+        seed=hp.seed,
+        cache_dir=cache_dir,
+        encoder=encoder,
+        log=log,
+    )
+    if sources.skipped:
+        log(f"No answer-from-sources examples: {sources.skipped}; training on raw text only")
+    return sources
+
+
+def score_sources_base(
+    model: Any, tokenizer: Any, held_out: Sequence[Example], run_state: dict[str, Any], log: Any
+) -> tuple[dict[str, Any] | None, float]:
+    """The base model's held-out answer-from-sources scores and their time (a continued run: as before)."""
+    if not held_out:
+        return None, 0.0
+    if run_state.get("sources_base"):
+        scores, seconds = run_state["sources_base"], run_state["sources_seconds"]
+    else:
+        log(f"Answering {len(held_out)} held-out answer-from-sources examples with the base model...")
+        scores, seconds = score_model(model, tokenizer, held_out)
+    log(f"Answer-from-sources before: {describe_scores(scores)} ({seconds:.0f} s)")
+    return scores, seconds
+
+
+def score_sources_after(
+    model: Any, tokenizer: Any, held_out: Sequence[Example], before: dict[str, Any] | None, log: Any
+) -> dict[str, Any] | None:
+    if not held_out:
+        return None
+    scores, seconds = score_model(model, tokenizer, held_out)
+    log(f"Answer-from-sources after:  {describe_scores(scores)} ({seconds:.0f} s)")
+    if before and before["f1"] > 0:
+        log(f"Answer-from-sources F1: {scores['f1'] / before['f1']:.2f}x the base model's")
+    return scores
+
+
 def count_steps(n_blocks: int, hp: Hyperparameters, world_size: int) -> tuple[int, int]:
     """(optimizer steps per epoch, steps asked for: max_steps or the epochs')."""
     micro_batches = math.ceil(n_blocks / (hp.batch_size * world_size))
@@ -195,6 +280,7 @@ def plan(
     hp: Hyperparameters,
     data: Data,
     eval_seconds: float,
+    end_seconds: float,
     steps_per_epoch: int,
     full_steps: int,
     deadline: float | None,
@@ -204,16 +290,18 @@ def plan(
     """The first plan: every step asked for, or those a guessed step time fits in the budget.
 
     The Trainer runs up to ``full_steps``; the stop callback re-plans from measured steps.
+    ``eval_seconds``: the held-out perplexity's time (it paces the guessed step time);
+    ``end_seconds``: all that the end of the run evaluates again (kept back from the budget).
     """
     stop.ceiling, stop.steps_per_epoch, stop.warmup_ratio = full_steps, steps_per_epoch, hp.warmup_ratio
     stop.planned = full_steps
     if deadline is not None:
-        stop.deadline, stop.eval_seconds = deadline, eval_seconds
+        stop.deadline, stop.eval_seconds = deadline, end_seconds
         stop.save_seconds = save_seconds(sum(p.numel() for p in model.parameters()))
         stop.step_guess = guess_step_seconds(
             eval_seconds, len(data.held_out), hp.batch_size * hp.grad_accum, hp.gradient_checkpointing
         )
-        reserve = end_reserve(eval_seconds, stop.save_seconds, 1.0, epoch_ends=False)
+        reserve = end_reserve(end_seconds, stop.save_seconds, 1.0, epoch_ends=False)
         if deadline - time.time() - reserve < stop.step_guess:
             raise ConfigError(
                 f"the time budget of {hp.time_budget:g} min is spent before training can start "
@@ -232,14 +320,22 @@ def plan(
 
 
 def save_run_state(
-    work: Path, want: dict[str, Any], base_loss: float, eval_seconds: float, eval_blocks_used: int
+    work: Path,
+    want: dict[str, Any],
+    base_loss: float,
+    eval_seconds: float,
+    eval_blocks_used: int,
+    sources_base: dict[str, Any] | None,
+    sources_seconds: float,
 ) -> None:
-    """What the checkpoints are made from, and the base score a continued run reuses."""
+    """What the checkpoints are made from, and the base scores a continued run reuses."""
     state = {
         "key": want,
         "base_eval_loss": base_loss,
         "eval_seconds": eval_seconds,
         "eval_blocks_used": eval_blocks_used,
+        "sources_base": sources_base,
+        "sources_seconds": sources_seconds,
     }
     atomic_write_json(work / RUN_FILE, state)
 

@@ -29,6 +29,9 @@ class Hyperparameters:
     gradient_checkpointing: bool
     precision: str  # auto, bf16, fp16, fp32
     seed: int
+    sources_share: float  # share of training items that are answer-from-sources examples (0 = raw text only)
+    sources_examples: int  # answer-from-sources examples built (most; fewer when the books give fewer)
+    sources_eval: int  # held-out answer-from-sources examples answered before and after (0 = none)
 
     def __post_init__(self) -> None:
         checks = {
@@ -43,6 +46,9 @@ class Hyperparameters:
             "eval_blocks must be >= 0": self.eval_blocks >= 0,
             "max_steps must be -1 or >= 1": self.max_steps == -1 or self.max_steps >= 1,
             "time_budget must be >= 0": self.time_budget >= 0,
+            "sources_share must be in [0, 1)": 0 <= self.sources_share < 1,
+            "sources_examples must be >= 0": self.sources_examples >= 0,
+            "sources_eval must be >= 0": self.sources_eval >= 0,
             f"precision must be one of {', '.join(PRECISIONS)}": self.precision in PRECISIONS,
         }
         failed = [msg for msg, ok in checks.items() if not ok]

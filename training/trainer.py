@@ -88,15 +88,16 @@ def make_trainer(
     held_out: Sequence[Sequence[int]],
     callbacks: Sequence[Any],
 ) -> Any:
-    from transformers import Trainer, default_data_collator
+    from transformers import Trainer
 
     model.config.use_cache = False  # no generation while training; required with checkpointing
+    train_set = train if isinstance(train, SequenceDataset) else BlockDataset(train)
     return Trainer(
         model=model,
         args=args,
-        train_dataset=BlockDataset(train),
+        train_dataset=train_set,
         eval_dataset=BlockDataset(held_out),
-        data_collator=default_data_collator,
+        data_collator=PadCollator(pad_id(tokenizer)),
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
@@ -105,8 +106,8 @@ def make_trainer(
 class BlockDataset:
     """Packed blocks as a map-style dataset; labels are the input ids (the model shifts them).
 
-    Batches go through ``default_data_collator``, not ``DataCollatorForLanguageModeling``:
-    the latter masks pad tokens in the labels, and GPT-2's pad *is* EOS, our chunk separator.
+    Not ``DataCollatorForLanguageModeling``: it masks pad tokens in the labels, and GPT-2's pad
+    *is* ``<|endoftext|>``, our chunk separator. Blocks need no padding (:class:`PadCollator`).
     """
 
     def __init__(self, blocks: Sequence[Sequence[int]]):
@@ -121,6 +122,49 @@ class BlockDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+class SequenceDataset:
+    """Training items of different lengths: packed blocks (labels = ids) and answer-from-sources
+    examples (labels -100 on the prompt), in the order given."""
+
+    def __init__(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]):
+        self.items = [(list(ids), list(labels)) for ids, labels in items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids, labels = self.items[i]
+        return {"input_ids": ids, "labels": labels}
+
+
+class PadCollator:
+    """Stacks a batch, padding on the right to its longest item: padded positions are masked from
+    attention and labelled -100, so a padded batch trains exactly like its items one by one."""
+
+    def __init__(self, pad: int):
+        self.pad = pad
+
+    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[row, :n] = torch.as_tensor(b["input_ids"])
+            labels[row, :n] = torch.as_tensor(b["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def pad_id(tokenizer: Any) -> int:
+    """Any id fills padding (it is masked and unlabelled): the pad token, else EOS."""
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else tokenizer.eos_token_id)
 
 
 def seconds_per_block(model: Any, block: list[int], device: Any, precision: str) -> float:

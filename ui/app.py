@@ -246,6 +246,29 @@ def _kv_table(rows: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sources_view(sources: dict[str, Any]) -> None:
+    """Held-out answer-from-sources scores, base -> fine-tuned (training manifest)."""
+    held = sources.get("held_out") or {}
+    before, after = held.get("base"), held.get("finetuned")
+    if not before or not after:
+        return
+    st.markdown(
+        f"**Answering from sources** ({after['examples']} held-out questions over pages it did not train on)"
+    )
+    cols = st.columns(4)
+    for col, (label, key, fmt) in zip(
+        cols,
+        [
+            ("Answer F1", "f1", "{:.3f}"),
+            ("Cites the right source", "citation_accuracy", "{:.0%}"),
+            ("Abstains exactly when it should", "abstention_accuracy", "{:.0%}"),
+            ("Median answer (words)", "median_words", "{:.0f}"),
+        ],
+        strict=True,
+    ):
+        col.metric(label, fmt.format(after[key]), delta=f"base {fmt.format(before[key])}", delta_color="off")
+
+
 def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
     info = bot.model_info
     st.subheader("Which model answers")
@@ -262,6 +285,7 @@ def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
             delta=f"{info.perplexity_finetuned - info.perplexity_base:+.2f}",
             delta_color="inverse",  # lower is better
         )
+    sources_view((info.manifest or {}).get("answer_from_sources") or {})
     curve = Path(model_dir) / "loss_curve.png"
     if curve.exists():
         st.image(str(curve), caption="Training and held-out loss")

@@ -71,6 +71,26 @@ class _Candidate:
     i: int  # this sentence's index in ``sentences``
 
 
+class MemoEmbed:
+    """``embed`` that computes each distinct text once: the support check reuses the evidence's
+    sentence vectors, and training embeds all its examples' sentences in one batch first."""
+
+    def __init__(self, embed: Callable[[list[str]], Any]):
+        self.embed, self.cache = embed, {}
+
+    def __call__(self, texts: list[str]) -> Any:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            self.cache.update(zip(todo, np.asarray(self.embed(todo), dtype=np.float32), strict=True))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.cache[t] for t in texts])
+
+    def prefill(self, texts: list[str]) -> None:
+        """Embed ``texts`` now, in one call (batched: faster than many small calls)."""
+        self(texts)
+
+
 def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
     """Every sentence of the body passages that could stand as evidence."""
     out = []

@@ -42,6 +42,11 @@ def cited_numbers(text: str) -> list[int]:
     return list(seen)
 
 
+def strip_citations(text: str) -> str:
+    """The answer without its "[n]" markers: a citation is scored as a citation, not as answer words."""
+    return _CITED.sub("", text)
+
+
 _ABSTAINS = re.compile(
     r"do(?:es)? not (?:seem to )?(?:cover|contain|answer|mention)|"
     r"(?:is|are) not (?:covered|mentioned|in the sources)|cannot (?:be )?(?:answer|found)",

@@ -1,0 +1,189 @@
+"""Answer-from-sources examples (pure): distractors, sources, the rendered prompt and target, the
+mix with packed blocks, completion-only labels, padding, and the held-out answer scores."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from core.grounding.evidence import MemoEmbed
+from core.grounding.prompt import ABSTAIN_TEXT, render_plain
+from indexing.records import Chunk
+from tests.assistant_support import FakeEmbedder
+from training.data import mix
+from training.examples import (
+    N_SOURCES,
+    PromptMaker,
+    build_examples,
+    completion_ids,
+    distractors,
+    plan_example,
+    render_example,
+    target_text,
+)
+from training.questions import QA
+from training.sources_eval import answer_scores, full_sentences
+from training.trainer import PadCollator
+
+EMBED = FakeEmbedder().encode
+MAKER = PromptMaker(render_plain, lambda text: len(text.split()), window=4000)
+
+TOPICS = ["pipes", "arrays", "signals", "quoting", "functions", "globbing", "history", "jobs"]
+
+
+def chunk(i: int, file: str = "a.pdf", page: int | None = None, kind: str = "body", text: str = "") -> Chunk:
+    page = page if page is not None else i * 3 + 1
+    topic = TOPICS[i % len(TOPICS)]
+    text = text or (
+        f"The shell section {i} is about {topic} in scripts. "
+        f"{topic.capitalize()} connect commands so that scripts run in order number {i}. "
+        f"Some other remark about {topic} closes section {i}."
+    )
+    return Chunk(f"{file}:{i}", file, page, page, text, len(text.split()), kind)
+
+
+PIPELINE = "A pipeline is a sequence of commands separated by the control operator."
+ORACLE = chunk(0, text=f"{PIPELINE} Each command reads the output of the previous one.")
+QA_PIPE = QA("definition", "What is a pipeline?", ORACLE.chunk_id, PIPELINE)
+OTHERS = [chunk(i, file="b.pdf") for i in range(1, 9)]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "kept", "why"),
+    [
+        (OTHERS[0], True, "another book"),
+        (ORACLE, False, "the oracle itself"),
+        (chunk(5, file="a.pdf", page=2), False, "the oracle's file, next page"),
+        (chunk(5, file="a.pdf", page=9), True, "the oracle's file, far away"),
+        (chunk(6, file="b.pdf", kind="index"), False, "an index page"),
+        (chunk(7, file="c.pdf", text=ORACLE.text), False, "the oracle's text again"),
+        (chunk(8, file="held.pdf"), False, "not allowed (held out)"),
+    ],
+)
+def test_distractors_leave_out_the_oracle_and_its_neighbourhood(
+    candidate: Chunk, kept: bool, why: str
+) -> None:
+    out = distractors(ORACLE, [candidate], allowed=lambda c: c.file != "held.pdf")
+    assert (candidate in out) == kept, why
+
+
+@pytest.mark.parametrize("abstain", [False, True])
+def test_a_plan_shows_as_many_passages_with_or_without_the_oracle(abstain: bool) -> None:
+    plan = plan_example(QA_PIPE, ORACLE, OTHERS, abstain, random.Random(0))
+    assert plan is not None and len(plan.sources) == N_SOURCES
+    assert [s.n for s in plan.sources] == list(range(1, N_SOURCES + 1))
+    texts = [s.text for s in plan.sources]
+    if abstain:
+        assert plan.oracle == 0 and ORACLE.text not in texts
+    else:
+        assert plan.sources[plan.oracle - 1].text == ORACLE.text
+
+
+def test_too_few_distractors_give_no_plan() -> None:
+    assert plan_example(QA_PIPE, ORACLE, OTHERS[: N_SOURCES - 2], False, random.Random(0)) is None
+
+
+def test_the_target_quotes_the_oracle_with_its_number_and_the_prompt_holds_the_quote() -> None:
+    plan = plan_example(QA_PIPE, ORACLE, OTHERS, False, random.Random(3))
+    ex = render_example(plan, EMBED, MAKER)
+    assert not isinstance(ex, str)
+    assert ex.target == target_text(QA_PIPE.answer, plan.oracle) == f"{QA_PIPE.answer} [{plan.oracle}]"
+    assert QA_PIPE.answer in ex.prompt and f"[{plan.oracle}] (a.pdf p. 1)" in ex.prompt
+    assert ex.prompt.endswith(f"Question: {QA_PIPE.question}\nAnswer:")  # the assistant's own template
+
+
+def test_an_example_without_its_oracle_abstains_unless_a_distractor_answers() -> None:
+    plan = plan_example(QA_PIPE, ORACLE, OTHERS, True, random.Random(0))
+    ex = render_example(plan, EMBED, MAKER)
+    assert not isinstance(ex, str) and ex.target == ABSTAIN_TEXT and ex.oracle == 0 and ex.reference == ""
+    copy = chunk(7, file="c.pdf", text="Also: " + ORACLE.text)  # another book says the same
+    plan = plan_example(QA_PIPE, ORACLE, [copy, *OTHERS], True, random.Random(0))
+    assert render_example(plan, EMBED, MAKER) == "a distractor holds the answer"
+
+
+def test_the_answer_is_put_among_the_evidence_when_the_selector_missed_it() -> None:
+    other = QA("outline", "What about signals?", ORACLE.chunk_id, QA_PIPE.answer)  # words far from it
+    plan = plan_example(other, ORACLE, OTHERS, False, random.Random(1))
+    ex = render_example(plan, EMBED, PromptMaker(render_plain, MAKER.count, 4000, evidence_sentences=1))
+    assert not isinstance(ex, str) and QA_PIPE.answer in ex.prompt
+
+
+def test_examples_are_deterministic_capped_and_counted() -> None:
+    chunks = {c.chunk_id: c for c in [ORACLE, *OTHERS]}
+    rules = ["outline", "definition"]
+    qas = [
+        QA(rules[i % 2], f"What is topic {i}?", c.chunk_id, c.text.split(". ")[0] + ".")
+        for i, c in enumerate(OTHERS)
+    ]
+    qas.append(QA_PIPE)
+    everything = list(chunks.values())
+
+    def ranked(questions: list[str]) -> list[list[Chunk]]:
+        return [everything for _ in questions]
+
+    def build(seed: int):
+        return build_examples(
+            qas, chunks, ranked, MemoEmbed(EMBED), MAKER, limit=6, seed=seed, abstain_share=0.3
+        )
+
+    first, counts = build(0)
+    assert [e.as_json() for e in first] == [e.as_json() for e in build(0)[0]]
+    assert len(first) == 6 and sum(v for k, v in counts.items() if not k.startswith("dropped")) == 6
+    assert {e.rule for e in first if e.oracle} == {"outline", "definition"}  # both rules, interleaved
+    assert [e.as_json() for e in build(1)[0]] != [e.as_json() for e in first]
+
+
+def test_completion_labels_mask_the_prompt_only() -> None:
+    ids, labels = completion_ids([5, 6, 7], [8, 9, 2])
+    assert ids == [5, 6, 7, 8, 9, 2] and labels == [-100, -100, -100, 8, 9, 2]
+
+
+@pytest.mark.parametrize(
+    ("n_blocks", "n_examples", "share", "blocks", "examples"),
+    [
+        (10, 4, 0.0, 10, 0),  # raw text only
+        (10, 0, 0.5, 10, 0),  # no examples built: every block
+        (10, 4, 0.5, 4, 4),
+        (10, 4, 0.2, 10, 4),  # wants 16 blocks, has 10
+        (10, 6, 0.75, 2, 6),
+    ],
+)
+def test_mix_keeps_the_share(
+    n_blocks: int, n_examples: int, share: float, blocks: int, examples: int
+) -> None:
+    block_ids = [[i] * 4 for i in range(n_blocks)]
+    ex = [completion_ids([1, 2], [3]) for _ in range(n_examples)]
+    m = mix(block_ids, ex, share)
+    assert (m.blocks, m.examples, len(m.items)) == (blocks, examples, blocks + examples)
+    assert all(labels == ids for ids, labels in m.items[: m.blocks])  # blocks: every token is a label
+
+
+def test_padding_is_masked_and_unlabelled() -> None:
+    batch = PadCollator(0)(
+        [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_answer_scores() -> None:
+    from training.examples import Example
+
+    def ex(oracle: int) -> Example:
+        return Example(
+            "outline", "q", "c", "p", "t", oracle, "a pipeline is a sequence of commands" if oracle else ""
+        )
+
+    examples = [ex(2), ex(3), ex(0), ex(0)]
+    answers = [
+        "A pipeline is a sequence of commands. [2]",  # right quote, right citation
+        "A pipeline is a sequence of commands. [1]",  # wrong citation
+        ABSTAIN_TEXT,  # abstains as it should
+        "It runs commands.",  # should have abstained
+    ]
+    s = answer_scores(examples, answers)
+    assert s["f1"] == 1.0 and s["citation_accuracy"] == 0.5 and s["abstention_accuracy"] == 0.75
+    assert s["abstained_when_answerable"] == 0.0 and s["median_full_sentences"] == 1.0
+    assert full_sentences("You can use the following commands:") == 0

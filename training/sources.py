@@ -1,0 +1,243 @@
+"""The answer-from-sources part of a run: questions from the books, examples built against the
+index (hard distractors, the assistant's own prompt), tokenised with completion-only labels.
+
+Training examples come from training chunks only and never use a held-out chunk, even as a
+distractor; the held-out examples (scored before and after, :mod:`training.sources_eval`) come
+from held-out chunks. Examples are cached by everything they are made from, so a continued run
+does not build them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.atomic import atomic_write_json
+from core.grounding.evidence import MemoEmbed
+from core.grounding.prompt import renderer_for
+from core.sources import cache_root
+from indexing.outline import read_outline
+from indexing.records import Chunk
+from training.examples import N_SOURCES, Example, PromptMaker, build_examples, completion_ids
+from training.questions import QA, definition_questions, outline_questions
+
+EXAMPLES_VERSION = 1  # bump when the rules or the rendering change: cached examples are rebuilt
+RETRIEVED = (
+    6 * N_SOURCES
+)  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out
+
+
+@dataclasses.dataclass
+class SourcesData:
+    """One run's answer-from-sources examples."""
+
+    train: list[Example] = dataclasses.field(default_factory=list)
+    held_out: list[Example] = dataclasses.field(default_factory=list)
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)  # training examples by rule
+    questions: dict[str, int] = dataclasses.field(default_factory=dict)  # questions found, by rule
+    items: list[tuple[list[int], list[int]]] = dataclasses.field(default_factory=list)  # (ids, labels)
+    seconds: float = 0.0
+    skipped: str = ""  # why there are none, when there are none
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "questions_by_rule": self.questions,
+            "examples_by_rule": self.counts,
+            "train_examples": len(self.train),
+            "held_out_examples": len(self.held_out),
+            "build_seconds": round(self.seconds, 1),
+            "skipped": self.skipped,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def book_questions(index_manifest: dict[str, Any], chunks: Sequence[Chunk]) -> list[QA]:
+    """Questions from the PDFs' outlines (files unchanged since indexing) and definition sentences."""
+    corpus = Path(index_manifest.get("corpus_dir") or ".")
+    outlines = {}
+    for rel, info in (index_manifest.get("files") or {}).items():
+        path = corpus / rel
+        if info.get("status") == "indexed" and path.is_file() and file_sha256(path) == info.get("sha256"):
+            outlines[rel] = read_outline(path)
+    return outline_questions(outlines, chunks) + definition_questions(chunks)
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def build_sources(
+    index_dir: Path,
+    index_manifest: dict[str, Any],
+    train_chunks: Sequence[Chunk],
+    held_chunks: Sequence[Chunk],
+    tokenizer: Any,
+    window: int,
+    *,
+    limit: int,
+    held_out_limit: int,
+    seed: int,
+    cache_dir: str | Path | None,
+    encoder: Any = None,
+    log: Any = print,
+) -> SourcesData:
+    """Training and held-out examples (cached); none, with the reason, when the index has no vectors."""
+    t0 = time.time()
+    if not (index_dir / "index.faiss").is_file():
+        return SourcesData(skipped="the index has no vectors to retrieve distractors with")
+    questions = book_questions(index_manifest, [*train_chunks, *held_chunks])
+    held_ids = {c.chunk_id for c in held_chunks}
+    key = cache_key(
+        {
+            "version": EXAMPLES_VERSION,
+            "chunks": sorted(c.chunk_id for c in train_chunks),
+            "held": sorted(held_ids),
+            "questions": [dataclasses.astuple(q) for q in questions],
+            "tokenizer": getattr(tokenizer, "name_or_path", ""),
+            "template": getattr(tokenizer, "chat_template", None) or "",
+            "window": window,
+            "limit": limit,
+            "held_out_limit": held_out_limit,
+            "seed": seed,
+        }
+    )
+    path = cache_root(cache_dir) / "sources" / f"{key}.json"
+    if path.is_file():
+        data = _read_cached(path)
+        n_train, n_held = len(data.train), len(data.held_out)
+        log(f"Answer-from-sources examples (cached): {n_train} to train on, {n_held} held out")
+    else:
+        data = _build(
+            index_dir,
+            questions,
+            train_chunks,
+            held_chunks,
+            tokenizer,
+            window,
+            limit,
+            held_out_limit,
+            seed,
+            encoder,
+        )
+        atomic_write_json(path, _as_json(data))
+        log(
+            f"Answer-from-sources examples: {len(data.train)} for training "
+            f"({_counts(data.counts)}), "
+            f"{len(data.held_out)} held out, from {sum(data.questions.values())} questions "
+            f"({_counts(data.questions)}) in {time.time() - t0:.0f} s"
+        )
+    data.items = tokenize_examples(data.train, tokenizer)
+    data.seconds = time.time() - t0
+    return data
+
+
+def _build(
+    index_dir: Path,
+    questions: list[QA],
+    train_chunks: Sequence[Chunk],
+    held_chunks: Sequence[Chunk],
+    tokenizer: Any,
+    window: int,
+    limit: int,
+    held_out_limit: int,
+    seed: int,
+    encoder: Any,
+) -> SourcesData:
+    from indexing.store import Store
+
+    store = Store.load(index_dir, getattr(encoder, "name", None))
+    if encoder is None:
+        from indexing.embed import Embedder
+
+        encoder = Embedder(store.manifest["embedder"]["name"])
+    memo = MemoEmbed(encoder.encode)
+
+    def ranked(texts: list[str]) -> list[list[Chunk]]:
+        found = store.search(encoder.encode(texts), RETRIEVED)
+        return [[store.chunks[r] for r, _ in rows if r >= 0] for rows in found]
+
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    maker = PromptMaker(
+        renderer_for(tokenizer),
+        lambda text: len(tokenizer(text, add_special_tokens=not chat, verbose=False)["input_ids"]),
+        window,
+    )
+    held_ids = {c.chunk_id for c in held_chunks}
+    train_by_id = {c.chunk_id: c for c in train_chunks}
+    held_by_id = {c.chunk_id: c for c in held_chunks}
+    train, counts = build_examples(
+        [q for q in questions if q.chunk_id in train_by_id],
+        train_by_id,
+        ranked,
+        memo,
+        maker,
+        limit=limit,
+        seed=seed,
+        allowed=lambda c: (
+            c.chunk_id not in held_ids
+        ),  # a held-out chunk is never trained on, even as a source
+        prefetch=memo.prefill,
+    )
+    held_out, _ = build_examples(
+        [q for q in questions if q.chunk_id in held_by_id],
+        held_by_id,
+        ranked,
+        memo,
+        maker,
+        limit=held_out_limit,
+        seed=seed + 1,
+        prefetch=memo.prefill,
+    )
+    by_rule: dict[str, int] = {}
+    for q in questions:
+        by_rule[q.rule] = by_rule.get(q.rule, 0) + 1
+    return SourcesData(train, held_out, counts, by_rule)
+
+
+def tokenize_examples(examples: Sequence[Example], tokenizer: Any) -> list[tuple[list[int], list[int]]]:
+    """(ids, labels) per example: the prompt as the assistant encodes it, then the target and the
+    end-of-turn token (``eos``: SmolLM2's ``<|im_end|>``, GPT-2's ``<|endoftext|>``) — the loss
+    teaches the model to stop after its answer too."""
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    out = []
+    for ex in examples:
+        prompt = tokenizer(ex.prompt, add_special_tokens=not chat, verbose=False)["input_ids"]
+        # the plain template ends "Answer:", and the answer follows after a space
+        answer = tokenizer(("" if chat else " ") + ex.target, add_special_tokens=False)["input_ids"]
+        out.append(completion_ids(prompt, [*answer, tokenizer.eos_token_id]))
+    return out
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _as_json(data: SourcesData) -> dict[str, Any]:
+    return {
+        "train": [e.as_json() for e in data.train],
+        "held_out": [e.as_json() for e in data.held_out],
+        "counts": data.counts,
+        "questions": data.questions,
+    }
+
+
+def _read_cached(path: Path) -> SourcesData:
+    raw = json.loads(path.read_text())
+    return SourcesData(
+        [Example(**e) for e in raw["train"]],
+        [Example(**e) for e in raw["held_out"]],
+        raw["counts"],
+        raw["questions"],
+    )

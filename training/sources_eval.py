@@ -1,0 +1,108 @@
+"""Held-out answer-from-sources score: the model answers held-out examples; their answers are
+scored against the quoted sentences, the citation and the abstention they call for.
+
+Decoding is plain greedy (the assistant adds a repetition penalty and a copy boost on top): the
+score compares the base and the fine-tuned model under the same decoding, not the live preset.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from core.grounding.prompt import STOP_STRINGS_FENCE, STOP_STRINGS_PLAIN
+from core.grounding.scores import cited_numbers, is_abstention, strip_citations, token_f1
+from core.grounding.sentences import split_sentences
+from training.examples import Example
+
+MAX_NEW_TOKENS = 64  # a quoted answer and its citation fit; a rambling base model is cut there
+
+
+def full_sentences(text: str) -> int:
+    """Complete sentences of 4+ words (ending in . ! ? or a citation)."""
+    ends = (".", "!", "?", "]")
+    return sum(
+        1 for s in split_sentences(text) if len(s.text.split()) >= 4 and s.text.rstrip().endswith(ends)
+    )
+
+
+def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[str, Any]:
+    """F1 against the oracle's sentences and citation accuracy (examples whose oracle is shown),
+    abstention accuracy (abstains exactly when the oracle is left out), answer length."""
+    answerable = [(e, a) for e, a in zip(examples, answers, strict=True) if e.oracle]
+    words = [len(a.split()) for a in answers]
+    return {
+        "examples": len(examples),
+        "f1": _mean([token_f1(strip_citations(a), e.reference) for e, a in answerable]),
+        "citation_accuracy": _mean([float(e.oracle in cited_numbers(a)) for e, a in answerable]),
+        "abstention_accuracy": _mean(
+            [float(is_abstention(a) == (e.oracle == 0)) for e, a in zip(examples, answers, strict=True)]
+        ),
+        "abstained_when_answerable": _mean([float(is_abstention(a)) for _, a in answerable]),
+        "mean_words": _mean([float(w) for w in words]),
+        "median_words": float(statistics.median(words)) if words else 0.0,
+        "median_full_sentences": float(statistics.median([full_sentences(a) for a in answers]))
+        if answers
+        else 0.0,
+    }
+
+
+def describe_scores(scores: dict[str, Any]) -> str:
+    return (
+        f"F1 {scores['f1']:.3f}, citation accuracy {scores['citation_accuracy']:.2f}, "
+        f"abstention accuracy {scores['abstention_accuracy']:.2f}, median {scores['median_words']:.0f} words "
+        f"({scores['examples']} examples)"
+    )
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return round(sum(xs) / len(xs), 4) if xs else 0.0
+
+
+def generate_answers(
+    model: Any, tokenizer: Any, examples: Sequence[Example], max_new_tokens: int = MAX_NEW_TOKENS
+) -> list[str]:
+    """Greedy answers, cut at the stop strings the assistant uses."""
+    import torch
+
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    stops = STOP_STRINGS_FENCE + (() if chat else STOP_STRINGS_PLAIN)
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers = []
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for ex in examples:
+            ids = tokenizer(ex.prompt, add_special_tokens=not chat, return_tensors="pt", verbose=False)[
+                "input_ids"
+            ]
+            out = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=torch.ones_like(ids).to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_cache=True,  # training turns the cache off in the config
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=pad,
+            )
+            text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+            for stop in stops:
+                text = text.split(stop)[0]
+            answers.append(text.strip())
+    model.train(was_training)
+    return answers
+
+
+def score_model(model: Any, tokenizer: Any, examples: Sequence[Example]) -> tuple[dict[str, Any], float]:
+    """(scores with three sample answers, seconds it took)."""
+    t = time.time()
+    answers = generate_answers(model, tokenizer, examples)
+    scores = answer_scores(examples, answers)
+    scores["samples"] = [
+        {"question": e.question, "oracle": e.oracle, "answer": a}
+        for e, a in list(zip(examples, answers, strict=True))[:3]
+    ]
+    return scores, time.time() - t
