@@ -172,6 +172,8 @@ def _answer(bot: Any, question: str, preset: str, params: Any, history: list, as
         print(piece, end="", flush=True)
     print()
     answer = stream.answer
+    if answer.model_text and answer.text != answer.model_text:
+        print(f"With citations checked against the passages:\n{answer.text}")
     _print_support(answer)
     _print_sources(answer)
     return answer

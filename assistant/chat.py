@@ -24,6 +24,7 @@ from assistant.retrieve import Retriever
 from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
 from core.errors import ConfigError
+from core.grounding.cite import cite
 from core.grounding.evidence import Evidence, MemoEmbed, SourceText, select_evidence
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
@@ -298,7 +299,8 @@ class Assistant:
 
         def finish() -> Answer:
             end = time.perf_counter()
-            support = self.check(gen.text, hits, memo) if hits else NO_ANSWER
+            text = cite(gen.text, [(s.n, s.text) for s in _source_texts(hits) if s.kind == "body"])
+            support = self.check(text, hits, memo) if hits else NO_ANSWER
             t_checked = time.perf_counter()
             if not use_evidence:  # whole passages: show them as the model saw them (the last may be cut)
                 shown = {p.n: p.text for p in prompt.passages}
@@ -307,7 +309,7 @@ class Assistant:
                 sources_shown = sources
             return self._record(
                 question,
-                gen.text,
+                text,
                 sources_shown,
                 params,
                 preset,
@@ -325,6 +327,7 @@ class Assistant:
                 evidence=evidence,
                 support=support,
                 context="evidence" if use_evidence else "passages",
+                model_text=gen.text,
             )
 
         return AnswerStream(pieces(), finish, evidence, sources)

@@ -69,6 +69,9 @@ class Answer:
     support: Support | None = None  # each answer sentence checked against the passages
     abstained: bool = False  # the evidence was too weak: the text says the books do not cover it
     context: str = "passages"  # prompt held "evidence" excerpts or whole "passages"; "none" = abstained
+    # what the model wrote; ``text`` is it with verified citations (core.grounding.cite): each sentence
+    # cites the passage it was found in, not the number the model guessed
+    model_text: str = ""
 
     @property
     def grounded_text(self) -> str:

@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-limit",
         type=int,
         default=0,
-        help="answer only the first N questions with the slow landed baseline (0 = as --limit)",
+        help="answer only the first N questions with the slow landed baseline (0 = as --limit; -1 = skip it)",
     )
     parser.add_argument(
         "--also",
@@ -427,15 +427,16 @@ def answer_setups(
     setups = [run_answers(base, Setup("evidence only (no model)", "–", True), asked, params, "", "evidence")]
     baseline = questions[: args.baseline_limit] if args.baseline_limit else asked
     base.context, base.abstain_below = "passages", 0.0  # as landed: whole passages, never abstains
-    setups.append(
-        run_answers(
-            base,
-            Setup("landed: passages + technical", model_id, True),
-            baseline,
-            PRESETS["technical"],
-            "technical",
+    if args.baseline_limit >= 0:
+        setups.append(
+            run_answers(
+                base,
+                Setup("landed: passages + technical", model_id, True),
+                baseline,
+                PRESETS["technical"],
+                "technical",
+            )
         )
-    )
     base.context, base.abstain_below = settings.context, settings.abstain_below
     setups.append(
         run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)

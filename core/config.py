@@ -65,9 +65,9 @@ class Settings:
     seed: int = 42  # makes the split, the shuffling and the initialisation repeatable
     # Answer-from-sources (RAFT) examples mixed into the raw text: a question made from the books'
     # outline or a definition, its source among retrieved distractors, the target quoting it with [n].
-    sources_share: float = 0.5  # share of training items that are such examples; 0 = raw text only
-    sources_examples: int = 160  # examples built (~0.25 s each); a 10-min run on 2 CPU cores trains on ~130
-    sources_eval: int = 12  # held-out examples the model answers before and after (~5 s each on CPU)
+    sources_share: float = 0.5  # share of training items that are answer-from-sources examples (0: raw text)
+    sources_examples: int = 160  # answer-from-sources examples built (~0.2 s each); 10 min on 2 cores use ~60
+    sources_eval: int = 12  # held-out answer-from-sources examples answered before and after (~5 s each, CPU)
 
     # --- answering ---------------------------------------------------------------
     # precise: greedy decoding streams from the first token and, with the evidence prompt, answered the dev

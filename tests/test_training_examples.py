@@ -171,10 +171,13 @@ def test_padding_is_masked_and_unlabelled() -> None:
 def test_answer_scores() -> None:
     from training.examples import Example
 
+    passages = [
+        (n, "A pipeline is a sequence of commands." if n == 2 else "Other words here.") for n in (1, 2, 3)
+    ]
+
     def ex(oracle: int) -> Example:
-        return Example(
-            "outline", "q", "c", "p", "t", oracle, "a pipeline is a sequence of commands" if oracle else ""
-        )
+        reference = "a pipeline is a sequence of commands" if oracle else ""
+        return Example("outline", "q", "c", "p", "t", oracle, reference, passages)
 
     examples = [ex(2), ex(3), ex(0), ex(0)]
     answers = [
@@ -185,5 +188,12 @@ def test_answer_scores() -> None:
     ]
     s = answer_scores(examples, answers)
     assert s["f1"] == 1.0 and s["citation_accuracy"] == 0.5 and s["abstention_accuracy"] == 0.75
-    assert s["abstained_when_answerable"] == 0.0 and s["median_full_sentences"] == 1.0
+    assert (
+        s["verified_citation_accuracy"] == 0.5
+    )  # the quote is found in [2]: the [1] becomes [2]; [3] had no [2]
+    assert (
+        s["abstained_when_answerable"] == 0.0
+        and s["abstained_when_unanswerable"] == 0.5
+        and s["median_full_sentences"] == 1.0
+    )
     assert full_sentences("You can use the following commands:") == 0

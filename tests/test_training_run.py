@@ -242,7 +242,7 @@ def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tm
         for i, term in enumerate(TERMS):
             text = (
                 f"Chapter {i} of the {book[:-4]} book covers one more idea. "
-                f"A {term} is a shell feature that {book[:-4]} uses for task number {b * 12 + i} in scripts. "
+                f"A {book[:-4]} {term} is a shell feature that it uses for task number {b * 12 + i}. "
                 f"It matters when scripts grow beyond a few lines of {term} code."
             )
             chunks.append(Chunk(f"{book}-{i}", book, 3 * i + 1, 3 * i + 1, text, 40))

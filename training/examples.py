@@ -44,6 +44,8 @@ class Example:
     target: str  # what the model should answer (the end-of-turn token is added at tokenisation)
     oracle: int  # [n] of the oracle passage in the prompt; 0 = left out, the target abstains
     reference: str  # the oracle's sentences the target quotes ("" when abstaining)
+    # (n, text) of every passage offered: what a verified citation (core.grounding.cite) is checked against
+    passages: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -155,7 +157,8 @@ def render_example(plan: Plan, embed: Embed, maker: PromptMaker) -> Example | st
     )
     if reference and reference not in prompt.text:
         return "the answer was cut to fit the window"
-    return Example(qa.rule, qa.question, qa.chunk_id, prompt.text, target, plan.oracle, reference)
+    passages = [(s.n, s.text) for s in sources]
+    return Example(qa.rule, qa.question, qa.chunk_id, prompt.text, target, plan.oracle, reference, passages)
 
 
 def interleave_rules(qas: Sequence[QA], rng: random.Random) -> list[QA]:

@@ -26,7 +26,7 @@ from indexing.records import Chunk
 from training.examples import N_SOURCES, Example, PromptMaker, build_examples, completion_ids
 from training.questions import QA, definition_questions, outline_questions
 
-EXAMPLES_VERSION = 1  # bump when the rules or the rendering change: cached examples are rebuilt
+EXAMPLES_VERSION = 2  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
     6 * N_SOURCES
 )  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out
@@ -236,8 +236,12 @@ def _as_json(data: SourcesData) -> dict[str, Any]:
 def _read_cached(path: Path) -> SourcesData:
     raw = json.loads(path.read_text())
     return SourcesData(
-        [Example(**e) for e in raw["train"]],
-        [Example(**e) for e in raw["held_out"]],
+        [_example(e) for e in raw["train"]],
+        [_example(e) for e in raw["held_out"]],
         raw["counts"],
         raw["questions"],
     )
+
+
+def _example(raw: dict[str, Any]) -> Example:
+    return Example(**(raw | {"passages": [(n, text) for n, text in raw.get("passages", [])]}))

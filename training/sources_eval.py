@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from core.grounding.cite import cite
 from core.grounding.prompt import STOP_STRINGS_FENCE, STOP_STRINGS_PLAIN
 from core.grounding.scores import cited_numbers, is_abstention, strip_citations, token_f1
 from core.grounding.sentences import split_sentences
@@ -37,10 +38,17 @@ def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[s
         "examples": len(examples),
         "f1": _mean([token_f1(strip_citations(a), e.reference) for e, a in answerable]),
         "citation_accuracy": _mean([float(e.oracle in cited_numbers(a)) for e, a in answerable]),
+        # the citation the assistant shows: derived from where the quoted sentence was found
+        "verified_citation_accuracy": _mean(
+            [float(e.oracle in cited_numbers(cite(a, e.passages))) for e, a in answerable]
+        ),
         "abstention_accuracy": _mean(
             [float(is_abstention(a) == (e.oracle == 0)) for e, a in zip(examples, answers, strict=True)]
         ),
         "abstained_when_answerable": _mean([float(is_abstention(a)) for _, a in answerable]),
+        "abstained_when_unanswerable": _mean(
+            [float(is_abstention(a)) for e, a in zip(examples, answers, strict=True) if not e.oracle]
+        ),
         "mean_words": _mean([float(w) for w in words]),
         "median_words": float(statistics.median(words)) if words else 0.0,
         "median_full_sentences": float(statistics.median([full_sentences(a) for a in answers]))
@@ -51,7 +59,8 @@ def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[s
 
 def describe_scores(scores: dict[str, Any]) -> str:
     return (
-        f"F1 {scores['f1']:.3f}, citation accuracy {scores['citation_accuracy']:.2f}, "
+        f"F1 {scores['f1']:.3f}, citation accuracy {scores['citation_accuracy']:.2f} "
+        f"({scores.get('verified_citation_accuracy', 0):.2f} verified), "
         f"abstention accuracy {scores['abstention_accuracy']:.2f}, median {scores['median_words']:.0f} words "
         f"({scores['examples']} examples)"
     )
