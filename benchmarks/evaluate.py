@@ -131,6 +131,7 @@ def run_answers(
     from tqdm import tqdm
 
     from benchmarks.metrics import cited_numbers
+    from core.grounding.scores import is_abstention
 
     for q in tqdm(questions, desc=f"answers: {setup.name}", unit="q"):
         if mode == "evidence":
@@ -155,7 +156,8 @@ def run_answers(
         answer = assistant.ask(q.question, params, k=None if setup.retrieval else 0, preset=preset)
         setup.f1.append(token_f1(answer.grounded_text, q.answer))
         setup.f1_model.append(token_f1(answer.text, q.answer))
-        setup.abstained.append(answer.abstained)
+        # refused by the threshold, or the model itself said the sources do not cover it
+        setup.abstained.append(answer.abstained or is_abstention(answer.model_text or answer.text))
         if answer.support is not None and not answer.abstained:
             setup.support.append(answer.support.supported_fraction)
             setup.unsupported_code.append(len(answer.support.unsupported_code))

@@ -67,6 +67,7 @@ class Settings:
     # outline or a definition, its source among retrieved distractors, the target quoting it with [n].
     sources_share: float = 0.5  # share of training items that are answer-from-sources examples (0: raw text)
     sources_examples: int = 160  # answer-from-sources examples built (~0.2 s each); 10 min on 2 cores use ~60
+    lora_rank: int = 0  # 0 = full fine-tuning (fits 124-135M models); r > 0 = rank-r LoRA adapters (peft)
     sources_eval: int = 12  # held-out answer-from-sources examples answered before and after (~5 s each, CPU)
 
     # --- answering ---------------------------------------------------------------

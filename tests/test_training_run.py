@@ -262,3 +262,19 @@ def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tm
         assert scores["examples"] == 3 and 0 <= scores["f1"] <= 1 and len(scores["samples"]) == 3
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["answer_from_sources"]["held_out"]["finetuned"] == sources["held_out"]["finetuned"]
+
+
+def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, index_dir, tiny_gpt2_dir):
+    pytest.importorskip("peft", reason="LoRA needs peft (a declared dependency; skipped where absent)")
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "model"
+    m = run(index_dir, out, tiny_gpt2_dir, tiny_hp(max_steps=8, lora_rank=4, learning_rate=1e-2))
+    assert m["hyperparameters"]["lora_rank"] == 4 and m["perplexity"]["finetuned"] < m["perplexity"]["base"]
+    assert not (out / "adapter_config.json").exists()  # merged: a plain model folder
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir)
+    changed = [
+        n for n, p in tuned.named_parameters() if not p.detach().equal(dict(base.named_parameters())[n])
+    ]
+    assert changed and all("wte" not in n and "wpe" not in n for n in changed)  # only adapted layers moved

@@ -40,6 +40,7 @@ TRAINING_SETTINGS = (
     "sources_share",
     "sources_examples",
     "sources_eval",
+    "lora_rank",
     "cache_dir",
 )
 

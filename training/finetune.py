@@ -30,6 +30,7 @@ from training.chunks import read_index
 from training.data import mix
 from training.examples import Example
 from training.hyperparameters import PRECISIONS, Hyperparameters
+from training.lora import merged, with_lora
 from training.manifest import LOSS_CURVE_NAME, MANIFEST_NAME, describe_run, stale_reason, write_output
 from training.prepare import Data, fit_held_out, read_data, tokenize_and_pack
 from training.runs import (
@@ -122,6 +123,7 @@ def run_finetune(
 
     data = read_data(index_dir, hp.eval_fraction)
     source, model, tokenizer = load_base(base_model, offline_fallback, cache_dir, log)
+    model = with_lora(model, hp.lora_rank, log)
     device, precision = choose_device_precision(hp.precision)
     args = training_arguments(hp, work, device, precision)
     want = resume_key(run_key(data.chunks_sha256, base_model, hp), source.name)
@@ -369,7 +371,8 @@ def finish(
     log: Any,
 ) -> None:
     """Write the model folder; free the checkpoints, or mark them finished when the budget cut the run."""
-    write_output(output_dir, trainer.model, tokenizer, trainer.state.log_history, base_loss, manifest, source)
+    model = merged(trainer.model)  # LoRA: the adapters folded in, so the folder is a plain model
+    write_output(output_dir, model, tokenizer, trainer.state.log_history, base_loss, manifest, source)
     manifest["wall_seconds"] = round(time.time() - t0, 1)
     atomic_write_json(output_dir / MANIFEST_NAME, manifest)  # the final wall time, same folder
     if stop.reason is None:  # finished: nothing left to resume, free the checkpoints' disk

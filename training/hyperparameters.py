@@ -31,6 +31,7 @@ class Hyperparameters:
     seed: int
     sources_share: float  # share of training items that are answer-from-sources examples (0 = raw text only)
     sources_examples: int  # answer-from-sources examples built (most; fewer when the books give fewer)
+    lora_rank: int  # 0 = full fine-tuning; r > 0 = rank-r LoRA adapters (peft), merged into the saved model
     sources_eval: int  # held-out answer-from-sources examples answered before and after (0 = none)
 
     def __post_init__(self) -> None:
@@ -49,6 +50,7 @@ class Hyperparameters:
             "sources_share must be in [0, 1)": 0 <= self.sources_share < 1,
             "sources_examples must be >= 0": self.sources_examples >= 0,
             "sources_eval must be >= 0": self.sources_eval >= 0,
+            "lora_rank must be >= 0": self.lora_rank >= 0,
             f"precision must be one of {', '.join(PRECISIONS)}": self.precision in PRECISIONS,
         }
         failed = [msg for msg, ok in checks.items() if not ok]
