@@ -42,7 +42,7 @@ from training.runs import (
     start_work_dir,
     work_dir,
 )
-from training.sources import SourcesData, build_sources
+from training.sources import Request, SourcesData, build_sources
 from training.sources_eval import describe_scores, score_model
 from training.stop import make_stop_callback, max_across_ranks
 from training.trainer import (
@@ -222,20 +222,10 @@ def read_sources(
     """The answer-from-sources examples (none when ``sources_share`` is 0)."""
     if hp.sources_share <= 0 or (hp.sources_examples <= 0 and hp.sources_eval <= 0):
         return SourcesData(skipped="sources_share is 0: raw text only")
-    sources = build_sources(
-        index_dir,
-        data.index_manifest,
-        data.split.train,
-        data.split.eval,
-        tokenizer,
-        window,
-        limit=hp.sources_examples,
-        held_out_limit=hp.sources_eval,
-        seed=hp.seed,
-        cache_dir=cache_dir,
-        encoder=encoder,
-        log=log,
+    request = Request(
+        data.split.train, data.split.eval, tokenizer, window, hp.sources_examples, hp.sources_eval, hp.seed
     )
+    sources = build_sources(index_dir, data.index_manifest, request, cache_dir, encoder, log)
     if sources.skipped:
         log(f"No answer-from-sources examples: {sources.skipped}; training on raw text only")
     return sources

@@ -74,21 +74,38 @@ def book_questions(index_manifest: dict[str, Any], chunks: Sequence[Chunk]) -> l
     return outline_questions(outlines, chunks) + definition_questions(chunks)
 
 
-def cache_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What one run's examples are made from (and cached by)."""
+
+    train_chunks: Sequence[Chunk]
+    held_chunks: Sequence[Chunk]
+    tokenizer: Any
+    window: int  # the model's context window: prompts are built within it, as at answer time
+    limit: int  # training examples
+    held_out_limit: int
+    seed: int
+
+    def cache_key(self, questions: Sequence[QA]) -> str:
+        parts = {
+            "version": EXAMPLES_VERSION,
+            "chunks": sorted(c.chunk_id for c in self.train_chunks),
+            "held": sorted(c.chunk_id for c in self.held_chunks),
+            "questions": [dataclasses.astuple(q) for q in questions],
+            "tokenizer": getattr(self.tokenizer, "name_or_path", ""),
+            "template": getattr(self.tokenizer, "chat_template", None) or "",
+            "window": self.window,
+            "limit": self.limit,
+            "held_out_limit": self.held_out_limit,
+            "seed": self.seed,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def build_sources(
     index_dir: Path,
     index_manifest: dict[str, Any],
-    train_chunks: Sequence[Chunk],
-    held_chunks: Sequence[Chunk],
-    tokenizer: Any,
-    window: int,
-    *,
-    limit: int,
-    held_out_limit: int,
-    seed: int,
+    request: Request,
     cache_dir: str | Path | None,
     encoder: Any = None,
     log: Any = print,
@@ -97,40 +114,14 @@ def build_sources(
     t0 = time.time()
     if not (index_dir / "index.faiss").is_file():
         return SourcesData(skipped="the index has no vectors to retrieve distractors with")
-    questions = book_questions(index_manifest, [*train_chunks, *held_chunks])
-    held_ids = {c.chunk_id for c in held_chunks}
-    key = cache_key(
-        {
-            "version": EXAMPLES_VERSION,
-            "chunks": sorted(c.chunk_id for c in train_chunks),
-            "held": sorted(held_ids),
-            "questions": [dataclasses.astuple(q) for q in questions],
-            "tokenizer": getattr(tokenizer, "name_or_path", ""),
-            "template": getattr(tokenizer, "chat_template", None) or "",
-            "window": window,
-            "limit": limit,
-            "held_out_limit": held_out_limit,
-            "seed": seed,
-        }
-    )
-    path = cache_root(cache_dir) / "sources" / f"{key}.json"
+    questions = book_questions(index_manifest, [*request.train_chunks, *request.held_chunks])
+    path = cache_root(cache_dir) / "sources" / f"{request.cache_key(questions)}.json"
     if path.is_file():
         data = _read_cached(path)
         n_train, n_held = len(data.train), len(data.held_out)
         log(f"Answer-from-sources examples (cached): {n_train} to train on, {n_held} held out")
     else:
-        data = _build(
-            index_dir,
-            questions,
-            train_chunks,
-            held_chunks,
-            tokenizer,
-            window,
-            limit,
-            held_out_limit,
-            seed,
-            encoder,
-        )
+        data = _build(index_dir, questions, request, encoder)
         atomic_write_json(path, _as_json(data))
         log(
             f"Answer-from-sources examples: {len(data.train)} for training "
@@ -138,23 +129,12 @@ def build_sources(
             f"{len(data.held_out)} held out, from {sum(data.questions.values())} questions "
             f"({_counts(data.questions)}) in {time.time() - t0:.0f} s"
         )
-    data.items = tokenize_examples(data.train, tokenizer)
+    data.items = tokenize_examples(data.train, request.tokenizer)
     data.seconds = time.time() - t0
     return data
 
 
-def _build(
-    index_dir: Path,
-    questions: list[QA],
-    train_chunks: Sequence[Chunk],
-    held_chunks: Sequence[Chunk],
-    tokenizer: Any,
-    window: int,
-    limit: int,
-    held_out_limit: int,
-    seed: int,
-    encoder: Any,
-) -> SourcesData:
+def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any) -> SourcesData:
     from indexing.store import Store
 
     store = Store.load(index_dir, getattr(encoder, "name", None))
@@ -168,26 +148,27 @@ def _build(
         found = store.search(encoder.encode(texts), RETRIEVED)
         return [[store.chunks[r] for r, _ in rows if r >= 0] for rows in found]
 
+    tokenizer = request.tokenizer
     chat = bool(getattr(tokenizer, "chat_template", None))
     maker = PromptMaker(
         renderer_for(tokenizer),
         lambda text: len(tokenizer(text, add_special_tokens=not chat, verbose=False)["input_ids"]),
-        window,
+        request.window,
     )
-    held_ids = {c.chunk_id for c in held_chunks}
-    train_by_id = {c.chunk_id: c for c in train_chunks}
-    held_by_id = {c.chunk_id: c for c in held_chunks}
+    held_ids = {c.chunk_id for c in request.held_chunks}
+    train_by_id = {c.chunk_id: c for c in request.train_chunks}
+    held_by_id = {c.chunk_id: c for c in request.held_chunks}
     train, counts = build_examples(
         [q for q in questions if q.chunk_id in train_by_id],
         train_by_id,
         ranked,
         memo,
         maker,
-        limit=limit,
-        seed=seed,
+        limit=request.limit,
+        seed=request.seed,
         allowed=lambda c: (
             c.chunk_id not in held_ids
-        ),  # a held-out chunk is never trained on, even as a source
+        ),  # a held-out chunk is never trained on, not even as a source
         prefetch=memo.prefill,
     )
     held_out, _ = build_examples(
@@ -196,8 +177,8 @@ def _build(
         ranked,
         memo,
         maker,
-        limit=held_out_limit,
-        seed=seed + 1,
+        limit=request.held_out_limit,
+        seed=request.seed + 1,
         prefetch=memo.prefill,
     )
     by_rule: dict[str, int] = {}
