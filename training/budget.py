@@ -14,6 +14,9 @@ import statistics
 from collections.abc import Sequence
 
 EVAL_SHARE = 0.08  # most of the budget one held-out evaluation may take (there are two: before, after)
+# most of the budget the base model's held-out answers may take (~6 s each on 2 idle cores: ~12 in 10 min);
+# the fine-tuned model answers the same ones at the end, usually faster (it stops after its quote)
+SOURCES_EVAL_SHARE = 0.12
 TRAIN_OVER_EVAL = 2.2  # a training step per block costs ~2 evaluation forwards (measured 2.0 on CPU bf16)
 SAVE_BYTES_PER_PARAM = 24  # checkpoint (weights + 2 Adam moments) + best-model reload + final save
 DISK_BYTES_PER_S = 150e6  # pessimistic write speed, for the time kept back to save

@@ -25,7 +25,7 @@ from typing import Any
 from core.atomic import atomic_write_json, folder_lock, recover_dir
 from core.errors import BookwormError, ConfigError
 from core.sources import LMSource, context_window, load_lm, resolve_lm
-from training.budget import end_reserve, guess_step_seconds, plan_steps, save_seconds
+from training.budget import SOURCES_EVAL_SHARE, end_reserve, guess_step_seconds, plan_steps, save_seconds
 from training.chunks import read_index
 from training.data import mix
 from training.examples import Example
@@ -142,7 +142,10 @@ def run_finetune(
     fit_held_out(data, trainer, run_state, hp.time_budget, precision, log)
     base_loss, eval_seconds = score_base(trainer, run_state, log)
     held_out = sources.held_out[: hp.sources_eval]
-    sources_before, sources_seconds = score_sources_base(model, tokenizer, held_out, run_state, log)
+    sources_before, sources_seconds = score_sources_base(
+        model, tokenizer, held_out, run_state, hp.time_budget, log
+    )
+    held_out = held_out[: sources_before["examples"]] if sources_before else []  # what fit the budget
     steps_per_epoch, full_steps = count_steps(len(items), hp, args.world_size)
     end_seconds = eval_seconds + sources_seconds  # both evaluations run again at the end
     plan(
@@ -232,16 +235,25 @@ def read_sources(
 
 
 def score_sources_base(
-    model: Any, tokenizer: Any, held_out: Sequence[Example], run_state: dict[str, Any], log: Any
+    model: Any,
+    tokenizer: Any,
+    held_out: Sequence[Example],
+    run_state: dict[str, Any],
+    time_budget: float,
+    log: Any,
 ) -> tuple[dict[str, Any] | None, float]:
-    """The base model's held-out answer-from-sources scores and their time (a continued run: as before)."""
+    """The base model's held-out answer-from-sources scores and their time (a continued run: as before).
+
+    With a time budget it answers only the examples that fit ``SOURCES_EVAL_SHARE`` of it (two at
+    least): on a busy machine a rambling base model took 225 s for 12 and left no time to train."""
     if not held_out:
         return None, 0.0
     if run_state.get("sources_base"):
         scores, seconds = run_state["sources_base"], run_state["sources_seconds"]
     else:
-        log(f"Answering {len(held_out)} held-out answer-from-sources examples with the base model...")
-        scores, seconds = score_model(model, tokenizer, held_out)
+        log(f"Answering up to {len(held_out)} held-out answer-from-sources examples with the base model...")
+        limit = SOURCES_EVAL_SHARE * time_budget * 60 if time_budget > 0 else None
+        scores, seconds = score_model(model, tokenizer, held_out, limit)
     log(f"Answer-from-sources before: {describe_scores(scores)} ({seconds:.0f} s)")
     return scores, seconds
 

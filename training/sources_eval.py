@@ -71,9 +71,14 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def generate_answers(
-    model: Any, tokenizer: Any, examples: Sequence[Example], max_new_tokens: int = MAX_NEW_TOKENS
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    seconds: float | None = None,
 ) -> list[str]:
-    """Greedy answers, cut at the stop strings the assistant uses."""
+    """Greedy answers, cut at the stop strings the assistant uses; with ``seconds``, only those
+    answered within it (two at least): the answers of a prefix of ``examples``."""
     import torch
 
     chat = bool(getattr(tokenizer, "chat_template", None))
@@ -83,8 +88,11 @@ def generate_answers(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers = []
     device = next(model.parameters()).device
+    t0 = time.time()
     with torch.no_grad():
         for ex in examples:
+            if seconds is not None and len(answers) >= 2 and time.time() - t0 > seconds:
+                break
             ids = tokenizer(ex.prompt, add_special_tokens=not chat, return_tensors="pt", verbose=False)[
                 "input_ids"
             ]
@@ -105,10 +113,13 @@ def generate_answers(
     return answers
 
 
-def score_model(model: Any, tokenizer: Any, examples: Sequence[Example]) -> tuple[dict[str, Any], float]:
-    """(scores with three sample answers, seconds it took)."""
+def score_model(
+    model: Any, tokenizer: Any, examples: Sequence[Example], seconds: float | None = None
+) -> tuple[dict[str, Any], float]:
+    """(scores with three sample answers, seconds it took); ``seconds``: see :func:`generate_answers`."""
     t = time.time()
-    answers = generate_answers(model, tokenizer, examples)
+    answers = generate_answers(model, tokenizer, examples, seconds=seconds)
+    examples = examples[: len(answers)]
     scores = answer_scores(examples, answers)
     scores["samples"] = [
         {"question": e.question, "oracle": e.oracle, "answer": a}
