@@ -25,6 +25,22 @@ EVIDENCE_END = PASSAGE.index(" The form")  # the first sentence is the evidence
 ANSWER = "Use `2> file` to send stderr to a file [1]. Bash was written in 1802 by a cat."
 
 
+HELD_OUT_BASE = {
+    "examples": 12,
+    "f1": 0.195,
+    "citation_accuracy": 0.0,
+    "abstention_accuracy": 0.83,
+    "median_words": 48,
+}
+HELD_OUT_TUNED = {
+    "examples": 12,
+    "f1": 0.386,
+    "citation_accuracy": 0.5,
+    "abstention_accuracy": 0.83,
+    "median_words": 21,
+}
+
+
 class FakeAssistant:
     """Answers every question with one citation of a bash-manual page."""
 
@@ -36,7 +52,12 @@ class FakeAssistant:
             fine_tuned=True,
             perplexity_base=80.0,
             perplexity_finetuned=20.0,
-            manifest={"steps": 10, "tokens_seen": 5120, "perplexity": {"base": 80.0, "finetuned": 20.0}},
+            manifest={
+                "steps": 10,
+                "tokens_seen": 5120,
+                "perplexity": {"base": 80.0, "finetuned": 20.0},
+                "answer_from_sources": {"held_out": {"base": HELD_OUT_BASE, "finetuned": HELD_OUT_TUNED}},
+            },
         )
         self.index_info = {"files": 1, "pages": 2, "chunks": 3, "embedder": "fake", "built_at": 0}
 
