@@ -225,8 +225,16 @@ def read_sources(
     """The answer-from-sources examples (none when ``sources_share`` is 0)."""
     if hp.sources_share <= 0 or (hp.sources_examples <= 0 and hp.sources_eval <= 0):
         return SourcesData(skipped="sources_share is 0: raw text only")
+    order = [c.chunk_id for c in data.body]
     request = Request(
-        data.split.train, data.split.eval, tokenizer, window, hp.sources_examples, hp.sources_eval, hp.seed
+        data.split.train,
+        data.split.eval,
+        order,
+        tokenizer,
+        window,
+        hp.sources_examples,
+        hp.sources_eval,
+        hp.seed,
     )
     sources = build_sources(index_dir, data.index_manifest, request, cache_dir, encoder, log)
     if sources.skipped:

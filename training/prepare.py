@@ -8,6 +8,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.sources import cache_root
+from indexing.records import Chunk
 from training.budget import EVAL_SHARE
 from training.chunks import body_chunks, read_index
 from training.data import Split, pack, separator_id, split_chunks, spread, tokenize_texts
@@ -24,6 +25,7 @@ class Data:
     index_manifest: dict[str, Any]
     non_body: int  # chunks left out: tables of contents, index pages
     split: Split
+    body: list[Chunk] = dataclasses.field(default_factory=list)  # every body chunk, in index order
     separator: int = 0
     train_blocks: list[list[int]] = dataclasses.field(default_factory=list)
     held_out: list[list[int]] = dataclasses.field(default_factory=list)
@@ -38,7 +40,7 @@ def read_data(index_dir: Path, eval_fraction: float) -> Data:
         raise ConfigError(
             f"cannot hold out {eval_fraction:.0%} of {len(chunks)} body chunks: every file needs 2+ chunks"
         )
-    return Data(chunks_sha, index_manifest, len(all_chunks) - len(chunks), split)
+    return Data(chunks_sha, index_manifest, len(all_chunks) - len(chunks), split, chunks)
 
 
 def tokenize_and_pack(

@@ -79,7 +79,8 @@ class Request:
     """What one run's examples are made from (and cached by)."""
 
     train_chunks: Sequence[Chunk]
-    held_chunks: Sequence[Chunk]
+    held_chunks: Sequence[Chunk]  # trimmed of the text they share with training neighbours
+    order: Sequence[str]  # every body chunk's id in index order: a section's text runs on in the next chunk
     tokenizer: Any
     window: int  # the model's context window: prompts are built within it, as at answer time
     limit: int  # training examples
@@ -114,7 +115,8 @@ def build_sources(
     t0 = time.time()
     if not (index_dir / "index.faiss").is_file():
         return SourcesData(skipped="the index has no vectors to retrieve distractors with")
-    questions = book_questions(index_manifest, [*request.train_chunks, *request.held_chunks])
+    by_id = {c.chunk_id: c for c in [*request.train_chunks, *request.held_chunks]}
+    questions = book_questions(index_manifest, [by_id[i] for i in request.order if i in by_id])
     path = cache_root(cache_dir) / "sources" / f"{request.cache_key(questions)}.json"
     if path.is_file():
         data = _read_cached(path)
@@ -129,7 +131,7 @@ def build_sources(
             f"{len(data.held_out)} held out, from {sum(data.questions.values())} questions "
             f"({_counts(data.questions)}) in {time.time() - t0:.0f} s"
         )
-    data.items = tokenize_examples(data.train, request.tokenizer)
+    data.items = [i for i in tokenize_examples(data.train, request.tokenizer) if len(i[0]) <= request.window]
     data.seconds = time.time() - t0
     return data
 

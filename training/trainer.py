@@ -63,7 +63,7 @@ def training_arguments(hp: Hyperparameters, work: Path, device: str, precision: 
         greater_is_better=False,
         logging_steps=25,
         logging_first_step=True,
-        include_num_input_tokens_seen="all",  # packed: every token is a useful one
+        include_num_input_tokens_seen="non_padding",  # blocks are all text; examples' padding is not counted
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
@@ -141,7 +141,9 @@ class SequenceDataset:
 
 class PadCollator:
     """Stacks a batch, padding on the right to its longest item: padded positions are masked from
-    attention and labelled -100, so a padded batch trains exactly like its items one by one."""
+    attention and labelled -100, so padding changes no prediction and adds no loss. (The loss is the
+    mean over the batch's labelled tokens, so a packed block, all labels, weighs more than an
+    example whose labels are its answer alone.)"""
 
     def __init__(self, pad: int):
         self.pad = pad

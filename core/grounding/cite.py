@@ -18,8 +18,12 @@ from core.grounding.sentences import content_words, split_sentences
 
 MIN_COVERAGE = 0.6  # share of a sentence's content words one passage must hold to be its source
 MIN_WORDS = 2  # sentences with fewer content words ("See below.") are neither cited nor uncited
-# a citation marker: "[2]", "[1, 3]" after a space, a sentence end or the start, never code's x[1]
-_MARKER = re.compile(r"(?:\s+|(?<=[.!?:;,)])|^)\[\d+(?:\s*,\s*\d+)*\]")
+# a citation marker: "[2]", "[1, 3]" after spaces (not newlines), a sentence end or the start; never
+# code's x[1]. Code spans are set aside before markers are looked for (see _protect_code).
+_N = r"\[\d+(?:\s*,\s*\d+)*\]"
+_MARKER = re.compile(rf"[ \t]+{_N}|(?<=[.!?:;,)]){_N}|^{_N}[ \t]*", re.M)
+_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.S)  # fenced blocks (closed or not), inline code
+_SLOT = "\x00{}\x00"
 
 
 def strip_markers(text: str) -> str:
@@ -43,8 +47,17 @@ def attribute(
 
 
 def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
-    """``text`` with the model's markers replaced by verified ones (see the module's docstring)."""
-    clean = strip_markers(text)
+    """``text`` with the model's markers replaced by verified ones (see the module's docstring).
+
+    Code (fenced blocks, inline spans) is left exactly as written: ``nums = [1, 2]`` is no citation.
+    A marker for a sentence that ends in a fenced block goes on its own line after the fence."""
+    codes: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        codes.append(m.group(0))
+        return _SLOT.format(len(codes) - 1)
+
+    clean = strip_markers(_CODE.sub(keep, text))
     spans = split_sentences(clean)
     sources = [attribute(s.text, passages) for s in spans]
     out, pos = [], 0
@@ -53,6 +66,6 @@ def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
         pos = span.end
         n = sources[i]
         if n is not None and (i + 1 == len(spans) or sources[i + 1] != n):  # the end of a run from [n]
-            out.append(f" [{n}]")
+            out.append(f"\n[{n}]" if span.text.endswith("\x00") else f" [{n}]")
     out.append(clean[pos:])
-    return "".join(out)
+    return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], "".join(out))

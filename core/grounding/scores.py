@@ -47,9 +47,10 @@ def strip_citations(text: str) -> str:
     return _CITED.sub("", text)
 
 
+# "the sources do not cover ...", with its subject: "A set does not contain duplicates." is an answer
 _ABSTAINS = re.compile(
-    r"do(?:es)? not (?:seem to )?(?:cover|contain|answer|mention)|"
-    r"(?:is|are) not (?:covered|mentioned|in the sources)|cannot (?:be )?(?:answer|found)",
+    r"\b(?:sources?|passages?|books?|context|documents?|texts?|they)\s+do(?:es)?\s+not\s+(?:seem\s+to\s+)?"
+    r"(?:cover|contain|answer|mention|say|discuss)|\bnot\s+covered\b|\bcannot\s+be\s+answered\b",
     re.I,
 )
 
