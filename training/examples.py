@@ -199,7 +199,7 @@ def build_examples(
         prefetch: embeds many texts at once into ``embed``'s cache (see :func:`shortlist_texts`).
     """
     rng = random.Random(seed)
-    pool = [qa for qa in interleave_rules(qas, rng) if qa.chunk_id in chunks][: int(limit * 1.5) + 4]
+    pool = interleave_rules([qa for qa in qas if qa.chunk_id in chunks], rng)[: int(limit * 1.5) + 4]
     retrieved = ranked([qa.question for qa in pool]) if pool else []
     counts: dict[str, int] = {}
     plans = []

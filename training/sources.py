@@ -9,6 +9,7 @@ does not build them again.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -157,35 +158,28 @@ def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any)
         lambda text: len(tokenizer(text, add_special_tokens=not chat, verbose=False)["input_ids"]),
         request.window,
     )
-    held_ids = {c.chunk_id for c in request.held_chunks}
-    train_by_id = {c.chunk_id: c for c in request.train_chunks}
-    held_by_id = {c.chunk_id: c for c in request.held_chunks}
-    train, counts = build_examples(
-        [q for q in questions if q.chunk_id in train_by_id],
-        train_by_id,
-        ranked,
-        memo,
-        maker,
-        limit=request.limit,
-        seed=request.seed,
-        allowed=lambda c: (
-            c.chunk_id not in held_ids
-        ),  # a held-out chunk is never trained on, not even as a source
-        prefetch=memo.prefill,
+    held = {c.chunk_id: c for c in request.held_chunks}
+
+    def examples(chunks: Sequence[Chunk], limit: int, seed: int, allowed: Any) -> tuple[list[Example], dict]:
+        by_id = {c.chunk_id: c for c in chunks}  # build_examples keeps the questions about these chunks
+        return build_examples(
+            questions,
+            by_id,
+            ranked,
+            memo,
+            maker,
+            limit=limit,
+            seed=seed,
+            allowed=allowed,
+            prefetch=memo.prefill,
+        )
+
+    # a held-out chunk is never trained on, not even as a distractor
+    train, counts = examples(
+        request.train_chunks, request.limit, request.seed, lambda c: c.chunk_id not in held
     )
-    held_out, _ = build_examples(
-        [q for q in questions if q.chunk_id in held_by_id],
-        held_by_id,
-        ranked,
-        memo,
-        maker,
-        limit=request.held_out_limit,
-        seed=request.seed + 1,
-        prefetch=memo.prefill,
-    )
-    by_rule: dict[str, int] = {}
-    for q in questions:
-        by_rule[q.rule] = by_rule.get(q.rule, 0) + 1
+    held_out, _ = examples(request.held_chunks, request.held_out_limit, request.seed + 1, lambda c: True)
+    by_rule = dict(collections.Counter(q.rule for q in questions))
     return SourcesData(train, held_out, counts, by_rule)
 
 
