@@ -69,14 +69,21 @@ def _old_path(final: Path) -> Path:
 
 
 def recover_dir(final: str | Path) -> None:
-    """Put back the previous folder if a crash fell between the two renames of a swap.
+    """Finish a swap that a crash interrupted.
 
+    A crash between the two renames left only ``.old``: put it back. A crash after them left
+    ``final`` and a (maybe half-deleted) ``.old`` that no reader looks at: delete it, or a rerun
+    with nothing to rebuild would leave it behind for good.
     Writers call it (before reading what they replace); readers must not, or a reader could
     move ``.old`` back in the middle of a writer's swap.
     """
     final = Path(final)
     old = _old_path(final)
-    if not final.exists() and old.exists():
+    if not old.exists():
+        return
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
         os.replace(old, final)
 
 

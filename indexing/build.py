@@ -176,7 +176,7 @@ def build_folder(
         raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
     current = {p.relative_to(corpus_dir).as_posix(): p for p in pdfs}
     shas = {rel: file_sha256(p) for rel, p in current.items()}
-    recover_dir(index_dir)  # a crash between the two renames of the last swap left only .<name>.old
+    recover_dir(index_dir)  # a crash mid-swap left .<name>.old: put it back, or delete it
     previous = _load_previous(index_dir, name, chunking, log)
 
     # --- reuse what the previous build made from the same bytes ---------------------

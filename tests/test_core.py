@@ -101,6 +101,18 @@ def test_recover_dir_after_crash_between_renames(tmp_path: Path):
     assert (final / "w").read_text() == "good"
 
 
+def test_recover_dir_after_crash_while_deleting_the_old_folder(tmp_path: Path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "w").write_text("new")
+    old = tmp_path / ".model.old"
+    old.mkdir()  # the crash window: both renames done, the fallback not yet deleted
+    (old / "w").write_text("old")
+    atomic.recover_dir(final)
+    assert (final / "w").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
 def test_atomic_write_text_leaves_no_temp(tmp_path: Path):
     target = tmp_path / "m.json"
     atomic.atomic_write_json(target, {"a": 1})
