@@ -4,6 +4,7 @@ mix with packed blocks, completion-only labels, padding, and the held-out answer
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from training.examples import (
 )
 from training.questions import QA
 from training.sources_eval import answer_scores, full_sentences
-from training.trainer import PadCollator
+from training.trainer import PadCollator, item_mean_loss
 
 EMBED = FakeEmbedder().encode
 MAKER = PromptMaker(render_plain, lambda text: len(text.split()), window=4000)
@@ -166,6 +167,49 @@ def test_padding_is_masked_and_unlabelled() -> None:
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def _loss_inputs(rows: list[list[float]], labels: list[list[int]]) -> tuple[dict, Any]:
+    """Logits over a 2-word vocabulary: row value x puts log-odds x on word 1 at each position."""
+    import torch
+
+    x = torch.tensor(rows)
+    logits = torch.stack([torch.zeros_like(x), x], dim=-1)
+    return {"logits": logits}, torch.tensor(labels)
+
+
+@pytest.mark.parametrize(
+    "rows, labels, per_item",
+    [
+        # equal rows, every token labelled: the item mean is the token mean
+        ([[0.0, 0.0, 0.0], [2.0, 2.0, 0.0]], [[1, 1, 1], [1, 1, 1]], None),
+        # a long block (row 0) and a short answer (row 1): each weighs half, not 2:1 by tokens
+        ([[0.0, 0.0, 0.0], [2.0, 2.0, 0.0]], [[1, 1, 1], [-100, -100, 1]], "half each"),
+        # a row with no labels (all prompt) adds nothing and divides nothing
+        ([[0.0, 0.0, 0.0], [2.0, 2.0, 0.0]], [[1, 1, 1], [-100, -100, -100]], "first row only"),
+    ],
+)
+def test_item_mean_loss(rows: list[list[float]], labels: list[list[int]], per_item: str | None) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    outputs, y = _loss_inputs(rows, labels)
+    loss = float(item_mean_loss(outputs, y))
+    ce = F.cross_entropy(
+        outputs["logits"][:, :-1].transpose(1, 2), y[:, 1:], ignore_index=-100, reduction="none"
+    )
+    mask = y[:, 1:].ne(-100)
+    token_mean = float(ce[mask].mean())
+    row0 = float(ce[0][mask[0]].mean())
+    if per_item is None:
+        assert loss == pytest.approx(token_mean)
+    elif per_item == "half each":
+        row1 = float(ce[1][mask[1]].mean())
+        assert loss == pytest.approx((row0 + row1) / 2)
+        assert loss != pytest.approx(token_mean)
+    else:
+        assert loss == pytest.approx(row0)
+    assert torch.isfinite(torch.tensor(loss))
 
 
 def test_answer_scores() -> None:

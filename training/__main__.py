@@ -41,6 +41,7 @@ TRAINING_SETTINGS = (
     "sources_examples",
     "sources_eval",
     "lora_rank",
+    "loss_average",
     "cache_dir",
 )
 

@@ -137,7 +137,9 @@ def run_finetune(
     train_mix = mix(data.train_blocks, sources.items, hp.sources_share)
     items = SequenceDataset(train_mix.items) if train_mix.examples else data.train_blocks
     stop = make_stop_callback(log)
-    trainer = make_trainer(model, tokenizer, args, items, data.held_out, [stop, *callbacks])
+    trainer = make_trainer(
+        model, tokenizer, args, items, data.held_out, [stop, *callbacks], item_mean=hp.loss_average == "items"
+    )
     run_state = read_run_state(work) if checkpoint else {}
     fit_held_out(data, trainer, run_state, hp.time_budget, precision, log)
     base_loss, eval_seconds = score_base(trainer, run_state, log)

@@ -8,6 +8,7 @@ from typing import Any
 from core.errors import ConfigError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+LOSS_AVERAGES = ("tokens", "items")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Hyperparameters:
     sources_examples: int  # answer-from-sources examples built (most; fewer when the books give fewer)
     lora_rank: int  # 0 = full fine-tuning; r > 0 = rank-r LoRA adapters (peft), merged into the saved model
     sources_eval: int  # held-out answer-from-sources examples answered before and after (0 = none)
+    loss_average: str  # "tokens": mean over a batch's labelled tokens; "items": each item's mean, averaged
 
     def __post_init__(self) -> None:
         checks = {
@@ -52,6 +54,7 @@ class Hyperparameters:
             "sources_eval must be >= 0": self.sources_eval >= 0,
             "lora_rank must be >= 0": self.lora_rank >= 0,
             f"precision must be one of {', '.join(PRECISIONS)}": self.precision in PRECISIONS,
+            f"loss_average must be one of {', '.join(LOSS_AVERAGES)}": self.loss_average in LOSS_AVERAGES,
         }
         failed = [msg for msg, ok in checks.items() if not ok]
         if failed:

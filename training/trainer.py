@@ -64,6 +64,8 @@ def training_arguments(hp: Hyperparameters, work: Path, device: str, precision: 
         logging_steps=25,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",  # blocks are all text; examples' padding is not counted
+        # the per-item loss is a mean per rank, and DDP averages the gradients: no token re-scaling
+        average_tokens_across_devices=hp.loss_average == "tokens",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device == "cpu",
@@ -87,12 +89,15 @@ def make_trainer(
     train: Sequence[Sequence[int]],
     held_out: Sequence[Sequence[int]],
     callbacks: Sequence[Any],
+    item_mean: bool = False,
 ) -> Any:
+    """``item_mean``: the loss is each item's mean over its labelled tokens, averaged over the
+    batch (:func:`item_mean_loss`), instead of the mean over all the batch's labelled tokens."""
     from transformers import Trainer
 
     model.config.use_cache = False  # no generation while training; required with checkpointing
     train_set = train if isinstance(train, SequenceDataset) else BlockDataset(train)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -100,7 +105,33 @@ def make_trainer(
         data_collator=PadCollator(pad_id(tokenizer)),
         processing_class=tokenizer,
         callbacks=list(callbacks),
+        compute_loss_func=item_mean_loss if item_mean else None,
     )
+    if item_mean:
+        trainer.loss_is_scaled_for_ga = False  # a plain mean: the Trainer divides by the accumulation steps
+    return trainer
+
+
+def item_mean_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Next-token cross-entropy, averaged over each row's labelled tokens, then over the rows.
+
+    Averaged over tokens, a packed block (512 labelled tokens) outweighs an answer-from-sources
+    example (its ~30-token answer) ~15:1, so with half the items examples the answers get ~6% of
+    the gradient. Per item, both kinds weigh what their share of the items says. Rows of equal
+    length (the held-out blocks) give the token mean exactly. ``num_items_in_batch`` (the Trainer's
+    token count) is not used.
+    """
+    import torch.nn.functional as F
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    targets = labels[:, 1:]
+    losses = F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
+    )  # (rows, positions)
+    labelled = targets.ne(-100)
+    counts = labelled.sum(dim=1)
+    per_row = (losses * labelled).sum(dim=1) / counts.clamp(min=1)
+    return per_row[counts > 0].mean()
 
 
 class BlockDataset:
