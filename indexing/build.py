@@ -157,147 +157,46 @@ def build_folder(
     log = log or (lambda msg: print(msg, file=sys.stderr))
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     name = embedder_id(embedder if isinstance(embedder, str) else embedder.name)
-    chunking = {
-        "chunk_tokens": chunk_tokens,
-        "chunk_overlap": chunk_overlap,
-        "extractor": extractor,
-        "normalize_version": NORMALIZE_VERSION,
-        "chunker_version": CHUNKER_VERSION,
-        "clean_version": CLEAN_VERSION,  # header/footer removal and page kinds (indexing.clean)
-    }
-
-    if chunk_tokens < 8 or not 0 <= chunk_overlap < chunk_tokens // 2:
-        raise ConfigError(
-            f"chunk_tokens must be >= 8 and chunk_overlap in [0, chunk_tokens/2); "
-            f"got chunk_tokens={chunk_tokens}, chunk_overlap={chunk_overlap}"
-        )
-    pdfs = find_pdfs(corpus_dir)
-    if not pdfs:
-        raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
-    current = {p.relative_to(corpus_dir).as_posix(): p for p in pdfs}
-    shas = {rel: file_sha256(p) for rel, p in current.items()}
+    chunking = _chunking(extractor, chunk_tokens, chunk_overlap)
+    shas, current = _scan(corpus_dir)
     recover_dir(index_dir)  # a crash mid-swap left .<name>.old: put it back, or delete it
     previous = _load_previous(index_dir, name, chunking, log)
-
-    # --- reuse what the previous build made from the same bytes ---------------------
-    files: dict[str, dict[str, Any]] = {}
-    kept: dict[str, tuple[list[Chunk], np.ndarray]] = {}
-    by_sha = {e["sha256"]: rel for rel, e in (previous.files if previous else {}).items()}
-    to_extract: list[tuple[Path, str]] = []
-    for rel, path in current.items():
-        old_rel = by_sha.get(shas[rel])
-        # skipped files are tried again: the cause may be gone (e.g. a missing library); cheap
-        if previous is None or old_rel is None or previous.files[old_rel]["status"] != "indexed":
-            to_extract.append((path, rel))
-            continue
-        entry = dict(previous.files[old_rel])
-        files[rel] = entry
-        if entry["status"] == "indexed":
-            rows = previous.rows.get(old_rel, [])
-            chunks = [previous.chunks[i] for i in rows]
-            if old_rel != rel:  # renamed or copied: same text, new name
-                chunks = [
-                    dataclasses.replace(c, file=rel, chunk_id=chunk_id(rel, i, c.text))
-                    for i, c in enumerate(chunks)
-                ]
-            kept[rel] = (chunks, previous.embeddings[rows])
-    reused = sum(len(c) for c, _ in kept.values())
-
-    same_files = previous is not None and shas == {r: e["sha256"] for r, e in previous.files.items()}
-    new_chunks: dict[str, list[Chunk]] = {}
+    work = _reuse(previous, current, shas)
     encoder: TextEncoder | None = None if isinstance(embedder, str) else embedder
-    if to_extract:
-        log(f"Extracting {len(to_extract)} file(s) with {extractor} ({workers} worker(s))...")
-        running = extract_files(to_extract, extractor, workers)
-        extractions = list(_progress(running, len(to_extract), progress))
-        if encoder is None and any(ex.ok for ex in extractions):  # the tokenizer is needed to chunk
+    if work.to_extract:
+
+        def load() -> TextEncoder:  # only once some file is readable: the tokenizer is needed to chunk
             log(f"Loading the embedder {name}...")
-            encoder = Embedder(embedder, batch_size=batch_size)  # type: ignore[arg-type]
-        if encoder is not None and chunk_tokens > encoder.max_tokens:
-            raise ConfigError(
-                f"chunk_tokens={chunk_tokens} exceeds what {encoder.name} reads ({encoder.max_tokens} "
-                f"word-pieces); the rest would be cut off silently. "
-                f"Use --chunk-tokens {encoder.max_tokens} or less."
-            )
-        for ex in sorted(extractions, key=lambda ex: ex.file):
-            status = "indexed" if ex.ok else "skipped"
-            entry = {"sha256": shas[ex.file], "status": status, "reason": ex.reason}
-            if ex.warning:
-                entry["warning"] = ex.warning
-            chunks: list[Chunk] = []
-            if ex.ok:
-                assert encoder is not None
-                chunks = chunk_pages(ex.pages, encoder.count_tokens_many, chunk_tokens, chunk_overlap)
-                new_chunks[ex.file] = chunks
-            entry |= {"pages": ex.n_pages, "chunks": len(chunks), "extract_seconds": round(ex.seconds, 3)}
-            files[ex.file] = entry
-            done = f"{ex.n_pages} pages, {len(chunks)} chunks" if ex.ok else f"skipped: {ex.reason}"
-            log(f"  {ex.file}: {done}")
+            return Embedder(str(embedder), batch_size=batch_size)
 
-    # unchanged: same files, and every retried skip failed again for the same reason
-    unchanged = same_files and all(
-        files[rel]["status"] == "skipped" and files[rel]["reason"] == previous.files[rel]["reason"]
-        for _, rel in to_extract
-    )
-    texts = [c.text for chunks in new_chunks.values() for c in chunks]
-    if texts:
-        assert encoder is not None
-        log(f"Embedding {len(texts)} chunk(s) with {encoder.name}...")
-    vectors = encoder.encode(texts, progress=progress) if texts and encoder is not None else None
-
-    # --- assemble in corpus order ----------------------------------------------------
-    files = {rel: files[rel] for rel in sorted(files)}
-    all_chunks: list[Chunk] = []
-    parts: list[np.ndarray] = []
-    offset = 0
-    for rel in files:
-        if rel in kept:
-            chunks, vecs = kept[rel]
-        elif rel in new_chunks:
-            chunks = new_chunks[rel]
-            vecs = vectors[offset : offset + len(chunks)] if vectors is not None else np.zeros((0, 0))
-            offset += len(chunks)
-        else:
-            continue
-        all_chunks.extend(chunks)
-        parts.append(np.asarray(vecs, dtype=np.float32))
-    if encoder is not None:
-        dim, max_tokens = encoder.dim, encoder.max_tokens
-    elif previous is not None:
-        dim, max_tokens = previous.manifest["embedder"]["dim"], previous.manifest["embedder"]["max_tokens"]
-    else:  # every file extracted and none readable: nothing will be written
-        dim, max_tokens = 0, 0
-    embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-    indexed = [rel for rel, e in files.items() if e["status"] == "indexed"]
+        encoder = _extract_and_embed(work, shas, encoder, load, extractor, workers, chunking, progress, log)
+    all_chunks, embeddings = _assemble(work, encoder, previous)
+    indexed = [rel for rel, e in work.files.items() if e["status"] == "indexed"]
     index_type = "hnsw" if len(all_chunks) > approx_threshold else "flat"
-    pages = sum(files[rel]["pages"] for rel in indexed)
+    pages = sum(work.files[rel]["pages"] for rel in indexed)
 
     def report(written: bool) -> BuildReport:
         return BuildReport(
-            str(index_dir), files, pages, len(all_chunks), time.perf_counter() - t0,
-            len(to_extract), len(texts), reused, index_type, written,
+            str(index_dir), work.files, pages, len(all_chunks), time.perf_counter() - t0,
+            len(work.to_extract), work.embedded, work.reused, index_type, written,
         )  # fmt: skip
 
     if not indexed:
         return report(False)
-    if unchanged and previous is not None and previous.manifest.get("index_type") == index_type:
+    if (
+        previous is not None
+        and _unchanged(work, previous, shas)
+        and previous.manifest.get("index_type") == index_type
+    ):
         return report(False)
-
     manifest = {
-        "embedder": {
-            "name": name,
-            "dim": int(dim),
-            "max_tokens": int(max_tokens),
-            # how the newest vectors were computed (bf16 and fp32 vectors agree to cosine >= 0.999)
-            "precision": getattr(encoder, "precision", None)
-            or (previous.manifest["embedder"].get("precision") if previous else None),
-        },
+        "embedder": _embedder_entry(name, encoder, previous, embeddings.shape[1]),
         "chunking": chunking,
         "corpus_dir": str(corpus_dir),
-        "files": files,
+        "files": work.files,
         "counts": {
             "files": len(indexed),
-            "skipped": len(files) - len(indexed),
+            "skipped": len(work.files) - len(indexed),
             "pages": pages,
             "chunks": len(all_chunks),
         },
@@ -306,3 +205,158 @@ def build_folder(
     }
     write_store(index_dir, all_chunks, embeddings, manifest, approx_threshold)
     return report(True)
+
+
+def _chunking(extractor: str, chunk_tokens: int, chunk_overlap: int) -> dict[str, Any]:
+    """What the chunks depend on besides the bytes: a change re-embeds everything."""
+    if chunk_tokens < 8 or not 0 <= chunk_overlap < chunk_tokens // 2:
+        raise ConfigError(
+            f"chunk_tokens must be >= 8 and chunk_overlap in [0, chunk_tokens/2); "
+            f"got chunk_tokens={chunk_tokens}, chunk_overlap={chunk_overlap}"
+        )
+    return {
+        "chunk_tokens": chunk_tokens,
+        "chunk_overlap": chunk_overlap,
+        "extractor": extractor,
+        "normalize_version": NORMALIZE_VERSION,
+        "chunker_version": CHUNKER_VERSION,
+        "clean_version": CLEAN_VERSION,  # header/footer removal and page kinds (indexing.clean)
+    }
+
+
+def _scan(corpus_dir: Path) -> tuple[dict[str, str], dict[str, Path]]:
+    """(relpath -> sha256, relpath -> path) of every PDF under the corpus folder."""
+    pdfs = find_pdfs(corpus_dir)
+    if not pdfs:
+        raise ConfigError(f"no PDF files under {corpus_dir}: add some, or run `make sample-corpus`")
+    current = {p.relative_to(corpus_dir).as_posix(): p for p in pdfs}
+    return {rel: file_sha256(p) for rel, p in current.items()}, current
+
+
+@dataclasses.dataclass
+class _Work:
+    """One build's files: their manifest entries, the chunks and vectors of each indexed one."""
+
+    files: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    vectors: dict[str, tuple[list[Chunk], np.ndarray]] = dataclasses.field(default_factory=dict)
+    to_extract: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    reused: int = 0  # chunks whose vectors came from the previous index
+    embedded: int = 0  # chunks encoded in this build
+
+
+def _reuse(previous: _Previous | None, current: dict[str, Path], shas: dict[str, str]) -> _Work:
+    """Keep what the previous build made from the same bytes (renamed files too); list the rest."""
+    work = _Work()
+    by_sha = {e["sha256"]: rel for rel, e in (previous.files if previous else {}).items()}
+    for rel, path in current.items():
+        old_rel = by_sha.get(shas[rel])
+        # skipped files are tried again: the cause may be gone (e.g. a missing library); cheap
+        if previous is None or old_rel is None or previous.files[old_rel]["status"] != "indexed":
+            work.to_extract.append((path, rel))
+            continue
+        work.files[rel] = dict(previous.files[old_rel])
+        rows = previous.rows.get(old_rel, [])
+        chunks = [previous.chunks[i] for i in rows]
+        if old_rel != rel:  # renamed or copied: same text, new name
+            chunks = [
+                dataclasses.replace(c, file=rel, chunk_id=chunk_id(rel, i, c.text))
+                for i, c in enumerate(chunks)
+            ]
+        work.vectors[rel] = (chunks, previous.embeddings[rows])
+        work.reused += len(chunks)
+    return work
+
+
+def _extract_and_embed(
+    work: _Work,
+    shas: dict[str, str],
+    encoder: TextEncoder | None,
+    load: Callable[[], TextEncoder],
+    extractor: str,
+    workers: int,
+    chunking: dict[str, Any],
+    progress: bool,
+    log: Callable[[str], None],
+) -> TextEncoder | None:
+    """Extract the listed files and embed each one's chunks as soon as it arrives: the worker
+    processes read the next files while this one embeds, so a build with several files costs
+    about the slower of the two, not their sum. Without ``encoder``, ``load`` makes one when the
+    first readable file arrives. Returns the encoder, or None when it was never needed."""
+    enc = encoder
+    n = len(work.to_extract)
+    log(f"Extracting {n} file(s) with {extractor} ({workers} worker(s)), embedding each as it arrives...")
+    for ex in _progress(extract_files(work.to_extract, extractor, workers), n, progress):
+        entry: dict[str, Any] = {"sha256": shas[ex.file], "status": "indexed" if ex.ok else "skipped"}
+        entry["reason"] = ex.reason
+        if ex.warning:
+            entry["warning"] = ex.warning
+        chunks: list[Chunk] = []
+        if ex.ok:
+            enc = enc or load()
+            _check_fits(enc, chunking["chunk_tokens"])
+            chunks = chunk_pages(
+                ex.pages, enc.count_tokens_many, chunking["chunk_tokens"], chunking["chunk_overlap"]
+            )
+            big = progress and len(chunks) > 500  # a long book: show its batches
+            work.vectors[ex.file] = (chunks, enc.encode([c.text for c in chunks], progress=big))
+            work.embedded += len(chunks)
+        entry |= {"pages": ex.n_pages, "chunks": len(chunks), "extract_seconds": round(ex.seconds, 3)}
+        work.files[ex.file] = entry
+        done = f"{ex.n_pages} pages, {len(chunks)} chunks embedded" if ex.ok else f"skipped: {ex.reason}"
+        log(f"  {ex.file}: {done}")
+    work.files = {rel: work.files[rel] for rel in sorted(work.files)}
+    return enc
+
+
+def _check_fits(encoder: TextEncoder, chunk_tokens: int) -> None:
+    if chunk_tokens > encoder.max_tokens:
+        raise ConfigError(
+            f"chunk_tokens={chunk_tokens} exceeds what {encoder.name} reads ({encoder.max_tokens} "
+            f"word-pieces); the rest would be cut off silently. "
+            f"Use --chunk-tokens {encoder.max_tokens} or less."
+        )
+
+
+def _assemble(
+    work: _Work, encoder: TextEncoder | None, previous: _Previous | None
+) -> tuple[list[Chunk], np.ndarray]:
+    """Every indexed file's chunks and vectors, in corpus (path) order."""
+    work.files = {rel: work.files[rel] for rel in sorted(work.files)}
+    if encoder is not None:
+        dim = encoder.dim
+    elif previous is not None:
+        dim = previous.manifest["embedder"]["dim"]
+    else:  # every file extracted and none readable: nothing will be written
+        dim = 0
+    all_chunks: list[Chunk] = []
+    parts: list[np.ndarray] = []
+    for rel in work.files:
+        if rel in work.vectors:
+            chunks, vecs = work.vectors[rel]
+            all_chunks.extend(chunks)
+            parts.append(np.asarray(vecs, dtype=np.float32).reshape(len(chunks), dim))
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+    return all_chunks, embeddings
+
+
+def _unchanged(work: _Work, previous: _Previous, shas: dict[str, str]) -> bool:
+    """Same files as the previous build, and every retried skip failed again for the same reason."""
+    if shas != {r: e["sha256"] for r, e in previous.files.items()}:
+        return False
+    return all(
+        work.files[rel]["status"] == "skipped" and work.files[rel]["reason"] == previous.files[rel]["reason"]
+        for _, rel in work.to_extract
+    )
+
+
+def _embedder_entry(
+    name: str, encoder: TextEncoder | None, previous: _Previous | None, dim: int
+) -> dict[str, Any]:
+    old = previous.manifest["embedder"] if previous else {}
+    return {
+        "name": name,
+        "dim": int(dim),
+        "max_tokens": int(encoder.max_tokens if encoder is not None else old["max_tokens"]),
+        # how the newest vectors were computed (bf16 and fp32 vectors agree to cosine >= 0.999)
+        "precision": getattr(encoder, "precision", None) or old.get("precision"),
+    }

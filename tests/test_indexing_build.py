@@ -115,7 +115,7 @@ def test_one_changed_file_reencodes_only_its_chunks(corpus: Path, tmp_path: Path
     report = build(corpus, index, emb)
     store = Store.load(index)
     by_file = {f: [c for c in store.chunks if c.file == f] for f in ("shell.pdf", "new.pdf", "lisp.pdf")}
-    assert len(emb.calls) == 1
+    assert len(emb.calls) == 2  # one per extracted file: each is embedded as soon as it is read
     assert sorted(emb.encoded) == sorted(c.text for c in by_file["shell.pdf"] + by_file["new.pdf"])
     assert all(c.chunk_id in old for c in by_file["lisp.pdf"])  # kept as they were
     assert not any(c.file == "sub/regex.pdf" for c in store.chunks)
