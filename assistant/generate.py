@@ -52,6 +52,25 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def prefill_cache(model: Any, input_ids: torch.Tensor) -> Any:
+    """The KV cache of all but the prompt's last token, computed under bf16 autocast, then cast
+    back to the model's dtype so decoding (and ``generate``'s last prompt token) runs as before.
+
+    Reading the prompt is most of the time to the first token; on a CPU with native bf16 this
+    took it from 0.91 to 0.60 s (p50, 12 dev questions, SmolLM2-135M, 2 cores). The cache differs
+    from fp32's in its last bits, so a near-tie can tip the other way: 10 of those 12 greedy
+    answers were identical to fp32's, 83% of the tokens came before the first difference.
+    """
+    ids = input_ids[:, :-1]
+    dtype = next(model.parameters()).dtype
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16):
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+    cache = out.past_key_values
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys.to(dtype), layer.values.to(dtype)
+    return cache
+
+
 class Generation:
     """One answer being generated. Iterate for text pieces; then read ``text`` and the timings.
 
@@ -74,8 +93,11 @@ class Generation:
         stop_strings: Sequence[str] = (),
         lock: threading.Lock | None = None,
         sources: Sequence[Sequence[int]] = (),
+        prefill: str = "fp32",
     ):
         self.model, self.tokenizer, self.input_ids, self.params = model, tokenizer, input_ids, params
+        # beams re-order and copy the cache per candidate: they keep generate's own prefill
+        self.prefill = prefill if params.num_beams == 1 and input_ids.shape[1] > 1 else "fp32"
         self.sources = sources  # token ids of the source texts in the prompt (for copy_boost)
         self.stops = tuple(stop_strings)
         self.lock = lock or threading.Lock()
@@ -109,6 +131,8 @@ class Generation:
                 torch.manual_seed(self.params.seed)
             self._started = time.perf_counter()
             with torch.inference_mode():
+                if self.prefill == "bf16":
+                    extra["past_key_values"] = prefill_cache(self.model, self.input_ids)
                 out = self.model.generate(**self._kwargs(), **extra)
             self.seconds = time.perf_counter() - self._started
         sequences = out.sequences if hasattr(out, "sequences") else out

@@ -218,3 +218,28 @@ def test_cancel_stops_at_the_next_token_and_abandoning_frees_the_model(tiny_lm) 
     assert gen.cancelled.is_set()
     assert gen.lock.acquire(timeout=30)  # the worker stopped and released the shared model
     gen.lock.release()
+
+
+@pytest.mark.slow
+def test_bf16_prefill_cache_continues_the_prompt(tiny_lm) -> None:
+    """The bf16 cache of all but the last prompt token, plus that token at full precision, gives
+    the fp32 model's next-token scores to bf16 accuracy; beams keep generate's own prefill."""
+    import torch
+
+    from assistant.generate import prefill_cache
+
+    model, tok = tiny_lm
+    ids = _ids(tok)
+    with torch.inference_mode():
+        cache = prefill_cache(model, ids)
+        assert cache.get_seq_length() == ids.shape[1] - 1
+        assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
+        last = model(input_ids=ids[:, -1:], past_key_values=cache, use_cache=True).logits[0, -1]
+        full = model(input_ids=ids).logits[0, -1]
+    assert torch.allclose(last, full, atol=0.05 * full.abs().max().item())
+    assert not torch.equal(last, full)  # the prompt really was read in bf16
+
+    greedy = PRESETS["precise"].replace(max_new_tokens=12)
+    gen = Generation(model, tok, ids, greedy, prefill="bf16")
+    assert gen.prefill == "bf16" and gen.run() and gen.new_tokens >= 1
+    assert Generation(model, tok, ids, PRESETS["technical"], prefill="bf16").prefill == "fp32"
