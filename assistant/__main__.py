@@ -106,7 +106,7 @@ def _params(args: argparse.Namespace, settings: Settings) -> tuple[str, Any]:
 
 
 def _assistant(settings: Settings) -> Any:
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
 
     return Assistant.from_settings(settings)
 

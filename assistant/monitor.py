@@ -37,7 +37,7 @@ def _append(path: str | Path, record: dict[str, Any]) -> None:
 
 
 def log_answer(path: str | Path, answer: Any) -> None:
-    """Append an :class:`assistant.chat.Answer` (time, question, source ids, preset, latencies, model)."""
+    """Append an :class:`assistant.pipeline.Answer` (time, question, source ids, preset, latencies, model)."""
     t, support = answer.timings, answer.support
     _append(
         path,

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     import transformers
 
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
     from assistant.presets import get_params
     from assistant.retrieve import Retriever, read_dev_questions
 

@@ -417,7 +417,7 @@ def answer_setups(
     base_source: Any,
 ) -> list[Setup]:
     """The baseline (landed behaviour), the evidence alone, then base and fine-tuned with the defaults."""
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
     from assistant.presets import PRESETS, get_params
 
     asked = questions[: args.limit] if args.limit else questions
@@ -483,7 +483,7 @@ def _other_models(specs: Sequence[str]) -> list[tuple[str, str]]:
 
 def _alternatives(spec: str) -> list[tuple[str, str]]:
     """``"technical:evidence,precise:passages"`` -> [(preset, context), ...]."""
-    from assistant.chat import CONTEXTS
+    from assistant.pipeline import CONTEXTS
     from assistant.presets import PRESETS
 
     out = []
@@ -520,7 +520,7 @@ def eval_abstention(
 def _run(args: argparse.Namespace, settings: Any) -> int:
     import platform
 
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
     from assistant.retrieve import Retriever, read_dev_questions
     from core.sources import resolve_lm
 

@@ -21,7 +21,7 @@ import streamlit as st
 if __package__ in (None, ""):  # `streamlit run ui/app.py` puts ui/ on the path, not the repo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant import chat, monitor, presets, status
+from assistant import monitor, pipeline, presets, status
 from assistant.records import page_label
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError
@@ -86,12 +86,12 @@ def artefact_stamp(settings: Settings) -> tuple[float, ...]:
 
 
 @st.cache_resource(show_spinner="Loading the model and the index (once)…", max_entries=1)
-def load_assistant(settings: Settings, stamp: tuple[float, ...]) -> chat.Assistant:
+def load_assistant(settings: Settings, stamp: tuple[float, ...]) -> pipeline.Assistant:
     """One assistant shared by every session (it serialises generation itself).
 
     ``stamp`` is only part of the cache key: a rebuilt index or a new model replaces the old one.
     """
-    return chat.Assistant.from_settings(settings, log_file=None)  # the app logs answers itself
+    return pipeline.Assistant.from_settings(settings, log_file=None)  # the app logs answers itself
 
 
 # --- sidebar: presets and the six parameters ----------------------------------------
@@ -216,7 +216,7 @@ def _fmt_time(value: Any) -> str:
     return str(value or "?")[:16].replace("T", " ")
 
 
-def sidebar_status(bot: chat.Assistant) -> None:
+def sidebar_status(bot: pipeline.Assistant) -> None:
     info = bot.model_info
     idx = bot.index_info
     st.sidebar.markdown("**:material/smart_toy: Model**")
@@ -269,7 +269,7 @@ def sources_view(sources: dict[str, Any]) -> None:
         col.metric(label, fmt.format(after[key]), delta=f"base {fmt.format(before[key])}", delta_color="off")
 
 
-def model_view(bot: chat.Assistant, model_dir: str, log_file: str) -> None:
+def model_view(bot: pipeline.Assistant, model_dir: str, log_file: str) -> None:
     info = bot.model_info
     st.subheader("Which model answers")
     kind = "fine-tuned" if info.fine_tuned else "base model (not fine-tuned)"
@@ -456,7 +456,7 @@ def render_extras(msg: dict[str, Any], log_file: str) -> None:
         )
 
 
-def _meta(answer: chat.Answer, streamed: bool) -> str:
+def _meta(answer: pipeline.Answer, streamed: bool) -> str:
     t = answer.timings
     kind = "fine-tuned" if answer.fine_tuned else "base"
     how = "streamed" if streamed else f"beam search, {answer.params.get('num_beams')} beams"
@@ -472,8 +472,8 @@ def _history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def answer_question(
-    bot: chat.Assistant, question: str, preset: str, params: presets.GenerationParams, k: int
-) -> tuple[chat.Answer, bool]:
+    bot: pipeline.Assistant, question: str, preset: str, params: presets.GenerationParams, k: int
+) -> tuple[pipeline.Answer, bool]:
     """Show the evidence, then the answer (streamed when the params allow it) with its unsupported
     sentences marked; returns the answer and whether it streamed."""
     history = _history(st.session_state["messages"])
@@ -494,7 +494,7 @@ def answer_question(
     return answer, params.streams
 
 
-def _message(question: str, answer: chat.Answer, streamed: bool) -> dict[str, Any]:
+def _message(question: str, answer: pipeline.Answer, streamed: bool) -> dict[str, Any]:
     """What the chat history keeps of an answer (plain data: it is replayed on every rerun)."""
     return {
         "role": "assistant",
