@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     from assistant.pipeline import Assistant
     from assistant.presets import get_params
-    from assistant.retrieve import Retriever, read_dev_questions
+    from assistant.retrieve import Retriever
+    from benchmarks.dev_set import read_dev_questions
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.retrieve import DevQuestion
-from benchmarks.metrics import percentile, token_f1
+from benchmarks.dev_set import DevQuestion
+from benchmarks.metrics import first_relevant_rank, percentile, token_f1
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError
 
@@ -62,7 +62,8 @@ def _mean(xs: Sequence[float]) -> float:
 def eval_retrieval(
     retriever: Any, questions: Sequence[DevQuestion], k: int = 5
 ) -> dict[str, dict[str, float]]:
-    from assistant.retrieve import MODES, evaluate_retrieval
+    from assistant.retrieve import MODES
+    from benchmarks.eval_retrieval import evaluate_retrieval
 
     out = {}
     for mode in MODES:
@@ -110,8 +111,6 @@ def citation_accuracy(
     cited: Sequence[int], places: dict[int, tuple[str, Sequence[int]]], q: DevQuestion
 ) -> float | None:
     """Share of the cited [n] whose (file, pages) in ``places`` is the gold file sharing a gold page."""
-    from assistant.retrieve import first_relevant_rank
-
     cited = [n for n in cited if n in places]
     if not cited:
         return None
@@ -521,7 +520,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     import platform
 
     from assistant.pipeline import Assistant
-    from assistant.retrieve import Retriever, read_dev_questions
+    from assistant.retrieve import Retriever
+    from benchmarks.dev_set import read_dev_questions
     from core.sources import resolve_lm
 
     questions = read_dev_questions(args.questions)
