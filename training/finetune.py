@@ -33,6 +33,7 @@ from training.hyperparameters import PRECISIONS, Hyperparameters
 from training.lora import merged, with_lora
 from training.manifest import LOSS_CURVE_NAME, MANIFEST_NAME, describe_run, stale_reason, write_output
 from training.prepare import Data, fit_held_out, read_data, tokenize_and_pack
+from training.ranks import min_across_ranks
 from training.runs import (
     RUN_FILE,
     read_run_state,
@@ -44,7 +45,7 @@ from training.runs import (
 )
 from training.sources import Request, SourcesData, build_sources
 from training.sources_eval import describe_scores, score_model
-from training.stop import make_stop_callback, max_across_ranks
+from training.stop import make_stop_callback
 from training.trainer import (
     SequenceDataset,
     choose_device_precision,
@@ -326,7 +327,7 @@ def plan(
                 f"Time budget {hp.time_budget:g} min: planning {stop.planned} of {full_steps} steps "
                 f"(~{stop.step_guess:.1f} s each, guessed); re-planned from measured steps as they run"
             )
-    stop.planned = -max_across_ranks(-stop.planned, args)  # every rank runs the same steps
+    stop.planned = min_across_ranks(stop.planned, args)  # every rank runs the same steps
     args.max_steps = full_steps
     args.logging_steps = logging_steps(stop.planned)
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from training.budget import end_reserve, measured_step_seconds, plan_steps, slowdown
+from training.ranks import max_across_ranks
 
 REPLAN_NOTE = 0.1  # log a re-plan that moves the planned steps by more than this share
 
@@ -127,15 +128,3 @@ def fit_schedule(lr_scheduler: Any, planned: int, warmup_ratio: float) -> bool:
             lambdas[i] = functools.partial(fn.func, *fn.args, **keywords)
             fitted = True
     return fitted
-
-
-def max_across_ranks(value: int, args: Any) -> int:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    import torch
-
-    t = torch.tensor([value], device=args.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
