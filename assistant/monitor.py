@@ -1,4 +1,5 @@
-"""Monitoring log: one JSON line per answer, and one per 👍/👎 (the guide's "track relevance and latency").
+"""Monitoring log: one JSON line per answer, and one per 👍/👎, so how relevant answers are (👍 share,
+share found in the books) and how long they take can be followed over time (the UI's Model tab).
 
 Lines are appended with a single ``write`` on a file opened with O_APPEND, so concurrent
 UI sessions never interleave half lines (POSIX appends of one small write are atomic).

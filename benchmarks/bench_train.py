@@ -1,4 +1,4 @@
-"""Useful (non-pad) tokens per second: packed blocks vs the guide's padding to 512.
+"""Useful (non-pad) tokens per second: packed blocks vs one chunk per row padded to 512.
 
     python -m benchmarks.bench_train [--index DIR] [--steps N] [--device cpu|cuda] [--precision bf16]
 
@@ -6,8 +6,8 @@ Both recipes train the same randomly initialised GPT-2 124M (``GPT2Config()`` de
 the same chunks, in the same process, for the same number of optimizer steps (batch 2,
 AdamW, lr 5e-5), after one untimed warm-up step each:
 
-- padded (the guide): one chunk per row, ``truncation=True, padding="max_length"``, 512
-  tokens, attention mask, pad labels ignored (-100);
+- padded (the usual recipe, the baseline): one chunk per row, ``truncation=True,
+  padding="max_length"``, 512 tokens, attention mask, pad labels ignored (-100);
 - packed (training/): chunks joined with the document separator (``<|endoftext|>`` for
   SmolLM2, never its chat end-of-turn ``<|im_end|>``) and cut into full 512-token blocks,
   no mask.
@@ -33,7 +33,9 @@ from core.errors import BookwormError, StoreError
 from indexing.records import CHUNKS_FILE, read_chunks
 from training.data import pack, pad_to_max_length, separator_id
 
-GUIDE_MAX_LENGTH = 512  # the guide's padding="max_length", max_length=512
+# training's default block_size (and batch_size 2 below), so the ratio speaks for `make train`;
+# padded rows and packed blocks of one length compare token for token
+ROW_TOKENS = 512
 
 
 def default_tokenizer_path(cache_dir: str | None) -> str:
@@ -74,7 +76,7 @@ def run_recipe(
         ids = torch.tensor(batch, device=device)  # (B, T)
         labels, mask = ids, None
         if pad_id is not None:
-            mask = (ids != pad_id).long()  # the guide's rows: chunk tokens then pads
+            mask = (ids != pad_id).long()  # padded rows: chunk tokens then pads
             mask[:, 0] = 1
             labels = ids.masked_fill(mask == 0, -100)
         autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
@@ -109,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_settings_args(parser, "index_dir", "cache_dir")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per recipe (default 3)")
-    parser.add_argument("--batch-size", type=int, default=2, help="rows per step (the guide's 2)")
+    parser.add_argument(
+        "--batch-size", type=int, default=2, help="rows per step (training's default batch_size)"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
     parser.add_argument(
         "--precision",
@@ -170,13 +174,13 @@ def build_rows(
     texts = [c.text for c in read_chunks(path)]
     ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    padded = pad_to_max_length(ids, GUIDE_MAX_LENGTH, pad_id)
+    padded = pad_to_max_length(ids, ROW_TOKENS, pad_id)
     try:
         sep_id = separator_id(tokenizer)  # what training packs with, so the blocks match
     except ValueError as e:
         raise BookwormError(f"tokenizer {tok_path}: {e}") from e
-    packed = pack(ids, GUIDE_MAX_LENGTH, sep_id)
-    useful_share = sum(min(len(x), GUIDE_MAX_LENGTH) for x in ids) / (len(ids) * GUIDE_MAX_LENGTH)
+    packed = pack(ids, ROW_TOKENS, sep_id)
+    useful_share = sum(min(len(x), ROW_TOKENS) for x in ids) / (len(ids) * ROW_TOKENS)
     print(
         f"bench-train: {len(texts)} chunks from {path}; tokenizer {tok_path} (stands in for gpt2's); "
         f"GPT-2 124M random init; {args.device} {args.precision}; batch {args.batch_size} x 512; "
