@@ -3,7 +3,7 @@
     python -m assistant ask "How do I redirect stderr in bash?" [--preset technical] [--k 5] [--json]
     python -m assistant search "question" [--k 5] [--json] [--queries FILE]
     python -m assistant chat
-    python -m assistant eval-retrieval [--questions data/dev_questions.jsonl]
+    python -m assistant eval-retrieval [--questions data/dev_questions.jsonl]  # benchmarks.eval_retrieval
 
 All take ``--index DIR`` and ``--model DIR``; ``--help`` lists the rest.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def _params(args: argparse.Namespace, settings: Settings) -> tuple[str, Any]:
 
 
 def _assistant(settings: Settings) -> Any:
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
 
     return Assistant.from_settings(settings)
 
@@ -246,38 +245,33 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_eval_retrieval(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.retrieve import MODES, Retriever, evaluate_retrieval, read_dev_questions
+def eval_retrieval(argv: list[str]) -> int:
+    """``eval-retrieval``: dev-set scoring is evaluation, which lives in ``benchmarks/`` (it imports
+    ``assistant``, never the reverse), so this runs ``python -m benchmarks.eval_retrieval`` with the
+    same flags, in a child process, from this checkout."""
+    import os
+    import subprocess
 
-    questions = read_dev_questions(args.questions)
-    retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
-    results = {}
-    for mode in MODES:
-        t0 = time.perf_counter()
-        results[mode] = evaluate_retrieval(retriever, questions, mode, k=settings.passages)
-        results[mode]["ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(questions)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    keys = [k for k in next(iter(results.values())) if k != "per_question"]
-    print(
-        f"{len(questions)} questions, k={settings.passages}, BM25 built in "
-        f"{retriever.load_seconds.get('bm25', 0) * 1000:.0f} ms\n"
-    )
-    print("| mode | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
-    for mode, r in results.items():
-        cells = [f"{r[k]:.0f}" if k == "ms_per_query" else f"{r[k]:.3f}" for k in keys]
-        print(f"| {mode} | " + " | ".join(cells) + " |")
-    return 0
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "eval_retrieval.py").is_file():
+        raise ConfigError(
+            f"eval-retrieval needs the benchmarks/ folder of a bookworm checkout (not in {root})"
+        )
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "benchmarks.eval_retrieval", *argv]
+    return subprocess.call(command, env={**os.environ, "PYTHONPATH": path})
 
 
-COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "search": cmd_search, "eval-retrieval": cmd_eval_retrieval}
+COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "search": cmd_search}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
+        if args.command == "eval-retrieval":
+            return eval_retrieval(argv[1:])  # argv[0] is the command: the flags follow it
         settings = settings_from_args(args)
         return COMMANDS[args.command](args, settings)
     except BookwormError as e:

@@ -48,27 +48,39 @@ def resolve_model(
     # is still the fine-tuned model, not a reason to fall back to the base one
     folder = readable_dir(model_dir) if model_dir else None
     if is_model_dir(folder):
-        source = resolve_lm(str(folder))
-        manifest = read_training_manifest(folder)
-        base = ((manifest or {}).get("base_model") or {}).get("used") or "unknown"
-        ppl = (manifest or {}).get("perplexity") or {}
-        note = "" if manifest else f"{model_dir} has no {TRAINING_MANIFEST}; treated as a fine-tuned model"
-        if folder != Path(model_dir):
-            note = (
-                f"{model_dir} is missing (a training run was interrupted while saving); answering with "
-                f"the previous fine-tuned model in {folder}. The next `make train` puts it back. {note}"
-            ).strip()
-        info = ModelInfo(
-            model_id=str(model_dir),
-            base_model=base,
-            fine_tuned=True,
-            perplexity_base=ppl.get("base"),
-            perplexity_finetuned=ppl.get("finetuned"),
-            manifest=manifest,
-            path=source.path,
-            note=note,
-        )
-        return info, source
+        return _fine_tuned(model_dir, folder)
+    return _base(model_dir, base_model, offline_fallback, cache_dir)
+
+
+def _fine_tuned(model_dir: str | Path, folder: Path) -> tuple[ModelInfo, LMSource]:
+    """The model in ``folder`` (``model_dir`` itself, or its ``.old`` in a swap's crash window)."""
+    source = resolve_lm(str(folder))
+    manifest = read_training_manifest(folder)
+    base = ((manifest or {}).get("base_model") or {}).get("used") or "unknown"
+    ppl = (manifest or {}).get("perplexity") or {}
+    note = "" if manifest else f"{model_dir} has no {TRAINING_MANIFEST}; treated as a fine-tuned model"
+    if folder != Path(model_dir):
+        note = (
+            f"{model_dir} is missing (a training run was interrupted while saving); answering with "
+            f"the previous fine-tuned model in {folder}. The next `make train` puts it back. {note}"
+        ).strip()
+    info = ModelInfo(
+        model_id=str(model_dir),
+        base_model=base,
+        fine_tuned=True,
+        perplexity_base=ppl.get("base"),
+        perplexity_finetuned=ppl.get("finetuned"),
+        manifest=manifest,
+        path=source.path,
+        note=note,
+    )
+    return info, source
+
+
+def _base(
+    model_dir: str | Path | None, base_model: str, offline_fallback: bool, cache_dir: str | None
+) -> tuple[ModelInfo, LMSource]:
+    """No fine-tuned model: ``base_model`` answers, with a note saying why (and any fallback)."""
     with warnings.catch_warnings():  # the fallback warning becomes the note below, shown by CLI and UI
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)

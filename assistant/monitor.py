@@ -1,4 +1,5 @@
-"""Monitoring log: one JSON line per answer, and one per 👍/👎 (the guide's "track relevance and latency").
+"""Monitoring log: one JSON line per answer, and one per 👍/👎, so how relevant answers are (👍 share,
+share found in the books) and how long they take can be followed over time (the UI's Model tab).
 
 Lines are appended with a single ``write`` on a file opened with O_APPEND, so concurrent
 UI sessions never interleave half lines (POSIX appends of one small write are atomic).
@@ -37,7 +38,7 @@ def _append(path: str | Path, record: dict[str, Any]) -> None:
 
 
 def log_answer(path: str | Path, answer: Any) -> None:
-    """Append an :class:`assistant.chat.Answer` (time, question, source ids, preset, latencies, model)."""
+    """Append an :class:`assistant.pipeline.Answer` (time, question, source ids, preset, latencies, model)."""
     t, support = answer.timings, answer.support
     _append(
         path,

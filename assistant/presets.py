@@ -7,16 +7,16 @@ counts generated tokens only and its ``copy_boost`` favours the sources' wording
 the books is cheap for the model. The other three are the classic beam/sampling settings,
 with semantics fixed where the usual examples would not do what they say:
 
-- ``max_new_tokens``, not the guide's ``max_length``: ``max_length`` counts the prompt too,
-  and a RAG prompt of ~800 tokens would leave no room for an answer.
+- ``max_new_tokens``, not ``max_length``: ``max_length`` counts the prompt too, and a RAG
+  prompt of ~800 tokens would leave no room for an answer.
 - temperature, top_k and top_p act only when sampling (``do_sample=True``; with beams that
-  is beam-sample). The guide passes temperature to beam search without ``do_sample``, and
-  transformers ignores it with a warning. Here they are passed only when they act.
-- ``technical`` does NOT sample: beam search (4 beams) is deterministic, which is what
-  "factual accuracy" asks for; its temperature/top_p are kept in the table (they apply the
+  is beam-sample). Passed to beam search without ``do_sample``, transformers ignores them
+  with a warning, so here they are passed only when they act.
+- ``technical`` does NOT sample: beam search (4 beams) is deterministic, which a preset for
+  factual answers wants; its temperature/top_p are kept in the table (they apply the
   moment you switch sampling on) and :meth:`GenerationParams.inactive` says they are idle.
-  ``balanced`` samples with beams (beam-sample, the guide's 0.7/0.9), ``creative`` samples
-  one stream (tokens appear as they are made).
+  ``balanced`` samples with beams (beam-sample at temperature 0.7, top_p 0.9: varied wording,
+  still coherent), ``creative`` samples one stream (tokens appear as they are made).
 - ``seed`` makes a sampled answer reproducible (same question, index, model, seed -> same text).
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from core.errors import ConfigError
 
-# One line per parameter, from the guide's "what it does / why adjust" (shown by the UI and --help).
+# One line per parameter: what it does and when to move it (shown by the UI and --help).
 PARAM_HELP: dict[str, str] = {
     "temperature": "The creativity dial: low (0.2-0.5) = safe, factual answers; high (0.7-1.0) = "
     "brainstorming. Acts only when sampling.",
@@ -38,8 +38,8 @@ PARAM_HELP: dict[str, str] = {
     "alternative to top_k, better for technical accuracy. Acts only when sampling.",
     "repetition_penalty": "Penalises repeated phrases (1.0 = none, 1.5 = strong): fixes loops like "
     "'clean code is clean code is...'.",
-    "max_new_tokens": "Most tokens in the answer - prevents endless rambling. Counts the answer only (the "
-    "guide's max_length would count the prompt too and leave no room).",
+    "max_new_tokens": "Most tokens in the answer - prevents endless rambling. Counts the answer only "
+    "(max_length would count the prompt too and leave no room).",
     "num_beams": "Parallel searches for the best continuation: 3-5 = more coherent but slower, and the "
     "answer appears all at once. 1 = tokens stream as they are made.",
     "do_sample": "Sample the next token (random, uses temperature/top_k/top_p) instead of taking the most "
@@ -159,11 +159,15 @@ PRESETS: dict[str, GenerationParams] = {
     # greedy, so the answer streams and is the same every time; the penalty counts generated tokens
     # only (see generate_kwargs), so quoting the sources costs nothing while loops still do
     "precise": GenerationParams(0.3, 0, 1.0, 1.3, 150, 1, do_sample=False, copy_boost=2.0),
-    # the guide's "Example Configuration for Technical Content"; beam search, deterministic
+    # factual answers: low temperature and top_p (idle until sampling is on), a strong repetition
+    # penalty against loops, 150 tokens for one or two paragraphs, 4 beams for coherence at a
+    # moderate cost; beam search, so deterministic
     "technical": GenerationParams(0.3, 0, 0.85, 1.5, 150, 4, do_sample=False),
-    # the guide's "Example Setup"; beam-sample so its temperature/top_p really act
+    # more varied than technical (temperature 0.7, top_p 0.9, a milder penalty, room for 200
+    # tokens) yet still 4 beams for coherence; beam-sample so its temperature/top_p really act
     "balanced": GenerationParams(0.7, 0, 0.9, 1.2, 200, 4, do_sample=True),
-    # high temperature + top_k for brainstorming ("top_k for creative tasks"); one stream
+    # brainstorming: high temperature for variety, top_k 50 so the pick stays among likely words;
+    # one stream, so tokens appear as they are made
     "creative": GenerationParams(0.9, 50, 0.95, 1.2, 200, 1, do_sample=True),
 }
 CUSTOM = "custom"  # any values: start from a preset and override fields

@@ -1,4 +1,4 @@
-"""The records the assistant hands out (re-exported by :mod:`assistant.chat`, where the UI imports them)."""
+"""The records the assistant hands out (re-exported by :mod:`assistant.pipeline`, which the UI imports)."""
 
 from __future__ import annotations
 

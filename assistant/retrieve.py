@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -264,93 +263,3 @@ class Retriever:
             "built_at": self.manifest.get("built_at"),
             "build_seconds": self.manifest.get("build_seconds"),
         }
-
-
-# --- dev-set metrics (reused by the eval report) --------------------------------------
-
-
-def first_relevant_rank(
-    ranked_pages: Sequence[tuple[str, Sequence[int]]], gold_file: str, gold_pages: Sequence[int]
-) -> int | None:
-    """1-based rank of the first hit from the gold file (compared by name) sharing a gold page."""
-    name = Path(gold_file).name
-    gold = set(gold_pages)
-    for rank, (file, pages) in enumerate(ranked_pages, start=1):
-        if Path(file).name == name and gold.intersection(pages):
-            return rank
-    return None
-
-
-def retrieval_metrics(
-    ranked_pages: Sequence[Sequence[tuple[str, Sequence[int]]]],
-    gold: Sequence[tuple[str, Sequence[int]]],
-    ks: Sequence[int] = (1, 3, 5),
-) -> dict[str, float]:
-    """hit@k for each k and MRR@max(k) over questions.
-
-    Args:
-        ranked_pages: per question, the hits' (file, pages) best first.
-        gold: per question, (gold file, gold pages).
-    """
-    if len(ranked_pages) != len(gold):
-        raise ValueError("one ranking per gold answer")
-    n = len(gold)
-    if n == 0:
-        return {}
-    ranks = [first_relevant_rank(r, f, p) for r, (f, p) in zip(ranked_pages, gold, strict=True)]
-    out = {f"hit@{k}": sum(r is not None and r <= k for r in ranks) / n for k in ks}
-    k_max = max(ks)
-    out[f"mrr@{k_max}"] = sum(1 / r for r in ranks if r is not None and r <= k_max) / n
-    return out
-
-
-@dataclasses.dataclass(frozen=True)
-class DevQuestion:
-    question: str
-    file: str  # gold file name
-    pages: list[int]  # gold 1-based physical pages
-    answer: str = ""  # short reference answer (for answer F1 in the eval report)
-
-
-def read_dev_questions(path: str | Path) -> list[DevQuestion]:
-    """``data/dev_questions.jsonl``: {"question", "file", "pages", "answer"} per line."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"cannot read the dev questions: {e}") from e
-    out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)  # other fields are ignored: any {question, file, pages, answer} set works
-            out.append(
-                DevQuestion(
-                    str(row["question"]),
-                    str(row["file"]),
-                    [int(p) for p in row["pages"]],
-                    str(row.get("answer", "")),
-                )
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{path}:{n}: each line needs question, file, pages (and answer): {e!r}") from e
-    if not out:
-        raise ConfigError(f"{path}: no questions")
-    return out
-
-
-def evaluate_retrieval(
-    retriever: Retriever, questions: Sequence[DevQuestion], mode: str | None = None, k: int = 5
-) -> dict:
-    """retrieval_metrics of the whole pipeline (fusion + merging) for one mode, plus each question's rank."""
-    ranked = []
-    for q in questions:
-        hits = retriever.search(q.question, k, mode=mode)
-        ranked.append([(h.chunk.file, h.chunk.pages) for h in hits])
-    gold = [(q.file, q.pages) for q in questions]
-    metrics: dict = retrieval_metrics(ranked, gold, ks=(1, 3, k))
-    metrics["per_question"] = [
-        {"question": q.question, "rank": first_relevant_rank(r, q.file, q.pages)}
-        for q, r in zip(questions, ranked, strict=True)
-    ]
-    return metrics

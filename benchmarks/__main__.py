@@ -20,7 +20,7 @@ RATIO = re.compile(r"^ratio (?P<what>.+?): (?P<value>[0-9.]+|nan|inf)\s*$")
 # (name, module, goal, what the ratio means)
 BENCHES = [
     ("index", "benchmarks.bench_index", "< 0.10", "no-op rebuild / full build time (lower is better)"),
-    ("train", "benchmarks.bench_train", ">= 3.00", "useful tokens/s, packed / guide's padding to 512"),
+    ("train", "benchmarks.bench_train", ">= 3.00", "useful tokens/s, packed / padded to 512"),
     ("answer", "benchmarks.bench_answer", "<= 1.10", "assistant / plain model.generate time"),
 ]
 

@@ -20,8 +20,9 @@ import statistics
 import sys
 import threading
 import time
+from typing import Any
 
-from core.config import add_settings_args, settings_from_args
+from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError
 from core.sources import OFFLINE_LM
 
@@ -92,17 +93,27 @@ def run(args: argparse.Namespace) -> int:
     import torch
     import transformers
 
-    from assistant.chat import Assistant
     from assistant.presets import get_params
-    from assistant.retrieve import Retriever, read_dev_questions
+    from benchmarks.dev_set import read_dev_questions
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     settings = settings_from_args(args)
     torch.set_num_threads(args.threads)
     questions = [q.question for q in read_dev_questions(args.questions)]
+    retriever = time_retrieval(settings, questions)
+    bot = load_assistant(settings, args, retriever)
+    params = get_params(settings.preset).replace(max_new_tokens=args.max_new_tokens, seed=0)
+    bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
+    rows = [time_answer(bot, q, params, settings.context) for q in questions[1 : args.reps + 1]]
+    print_summary(rows)
+    return 0
 
-    # --- retrieval -------------------------------------------------------------------
+
+def time_retrieval(settings: Settings, questions: list[str]) -> Any:
+    """Load the index and time ``retriever.search`` per question; prints load time and p50/p95."""
+    from assistant.retrieve import Retriever
+
     t0 = time.perf_counter()
     retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
     load_s = time.perf_counter() - t0
@@ -119,8 +130,13 @@ def run(args: argparse.Namespace) -> int:
         f"retrieval ({settings.retrieval}, k={settings.passages}, {len(ms)} questions): "
         f"p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms"
     )
+    return retriever
 
-    # --- generation ------------------------------------------------------------------
+
+def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any) -> Any:
+    """The assistant with the benchmark's model (``--lm``), reusing the loaded retriever."""
+    from assistant.pipeline import Assistant
+
     bot = Assistant(
         settings.index_dir,
         base_model=args.lm,
@@ -130,35 +146,42 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=settings.cache_dir or None,
         retriever=retriever,
     )
-    params = get_params(settings.preset).replace(max_new_tokens=args.max_new_tokens, seed=0)
     info = bot.model_info
     print(
         f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, "
         f"preset {settings.preset}, context {settings.context}"
     )
-    bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
+    return bot
 
-    rows = []
-    for q in questions[1 : args.reps + 1]:
-        answer = bot.ask(q, params)
-        hits = bot.search(q)
-        evidence = bot.evidence(q, hits) if settings.context == "evidence" else None
-        prompt = bot.build_prompt(q, hits, (), params.max_new_tokens, evidence)
-        ids = torch.tensor([bot.encode(prompt.text)])
-        sources = [bot.encode(p.text) for p in prompt.passages]
-        out, plain_s = in_worker_thread(plain_generate, bot._model, bot._tokenizer, ids, params, sources)
-        plain_tokens = out.shape[1] - ids.shape[1]
-        t_ = answer.timings
-        shown_ms = t_.retrieval_ms + t_.evidence_ms
-        rows.append(
-            (t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens, shown_ms)
-        )
-        print(
-            f"  {t_.prompt_tokens} prompt tok · evidence after {shown_ms:.0f} ms · assistant "
-            f"{t_.total_ms / 1000:.2f} s (ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, "
-            f"{t_.tokens_per_s:.1f} tok/s, support check {t_.support_ms:.0f} ms) · "
-            f"plain generate {plain_s:.2f} s ({plain_tokens} tok)"
-        )
+
+def time_answer(bot: Any, question: str, params: Any, context: str) -> tuple[float, ...]:
+    """One question through the assistant, then its prompt through a plain ``generate``; prints both.
+
+    Returns (assistant s, plain s, TTFT ms, tokens/s, assistant tokens, plain tokens, evidence shown ms).
+    """
+    import torch
+
+    answer = bot.ask(question, params)
+    hits = bot.search(question)
+    evidence = bot.evidence(question, hits) if context == "evidence" else None
+    prompt = bot.build_prompt(question, hits, (), params.max_new_tokens, evidence)
+    ids = torch.tensor([bot.encode(prompt.text)])
+    sources = [bot.encode(p.text) for p in prompt.passages]
+    out, plain_s = in_worker_thread(plain_generate, bot._model, bot._tokenizer, ids, params, sources)
+    plain_tokens = out.shape[1] - ids.shape[1]
+    t_ = answer.timings
+    shown_ms = t_.retrieval_ms + t_.evidence_ms
+    print(
+        f"  {t_.prompt_tokens} prompt tok · evidence after {shown_ms:.0f} ms · assistant "
+        f"{t_.total_ms / 1000:.2f} s (ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, "
+        f"{t_.tokens_per_s:.1f} tok/s, support check {t_.support_ms:.0f} ms) · "
+        f"plain generate {plain_s:.2f} s ({plain_tokens} tok)"
+    )
+    return (t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens, shown_ms)
+
+
+def print_summary(rows: list[tuple[float, ...]]) -> None:
+    """Medians over the timed questions, then the ratio line `make bench` collects."""
     same = all(r[4] == r[5] for r in rows)
     assistant_s = statistics.median(r[0] for r in rows)
     plain_s = statistics.median(r[1] for r in rows)
@@ -168,7 +191,6 @@ def run(args: argparse.Namespace) -> int:
         f"tokens/s p50 {statistics.median(r[3] for r in rows):.1f} · same tokens generated: {same}"
     )
     print(f"ratio assistant/plain generate: {assistant_s / plain_s:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

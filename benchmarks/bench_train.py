@@ -1,4 +1,4 @@
-"""Useful (non-pad) tokens per second: packed blocks vs the guide's padding to 512.
+"""Useful (non-pad) tokens per second: packed blocks vs one chunk per row padded to 512.
 
     python -m benchmarks.bench_train [--index DIR] [--steps N] [--device cpu|cuda] [--precision bf16]
 
@@ -6,8 +6,8 @@ Both recipes train the same randomly initialised GPT-2 124M (``GPT2Config()`` de
 the same chunks, in the same process, for the same number of optimizer steps (batch 2,
 AdamW, lr 5e-5), after one untimed warm-up step each:
 
-- padded (the guide): one chunk per row, ``truncation=True, padding="max_length"``, 512
-  tokens, attention mask, pad labels ignored (-100);
+- padded (the usual recipe, the baseline): one chunk per row, ``truncation=True,
+  padding="max_length"``, 512 tokens, attention mask, pad labels ignored (-100);
 - packed (training/): chunks joined with the document separator (``<|endoftext|>`` for
   SmolLM2, never its chat end-of-turn ``<|im_end|>``) and cut into full 512-token blocks,
   no mask.
@@ -33,7 +33,9 @@ from core.errors import BookwormError, StoreError
 from indexing.records import CHUNKS_FILE, read_chunks
 from training.data import pack, pad_to_max_length, separator_id
 
-GUIDE_MAX_LENGTH = 512  # the guide's padding="max_length", max_length=512
+# training's default block_size (and batch_size 2 below), so the ratio speaks for `make train`;
+# padded rows and packed blocks of one length compare token for token
+ROW_TOKENS = 512
 
 
 def default_tokenizer_path(cache_dir: str | None) -> str:
@@ -74,7 +76,7 @@ def run_recipe(
         ids = torch.tensor(batch, device=device)  # (B, T)
         labels, mask = ids, None
         if pad_id is not None:
-            mask = (ids != pad_id).long()  # the guide's rows: chunk tokens then pads
+            mask = (ids != pad_id).long()  # padded rows: chunk tokens then pads
             mask[:, 0] = 1
             labels = ids.masked_fill(mask == 0, -100)
         autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
@@ -103,13 +105,15 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_train", description=(__doc__ or "").split("\n")[0]
     )
     add_settings_args(parser, "index_dir", "cache_dir")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per recipe (default 3)")
-    parser.add_argument("--batch-size", type=int, default=2, help="rows per step (the guide's 2)")
+    parser.add_argument(
+        "--batch-size", type=int, default=2, help="rows per step (training's default batch_size)"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
     parser.add_argument(
         "--precision",
@@ -119,62 +123,90 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: packaged SmolLM2's)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        import torch
-        from transformers import AutoTokenizer
-
-        from core.hardware import cpu_supports_bf16
-
         settings = settings_from_args(args)
         path = Path(settings.index_dir) / CHUNKS_FILE
         if not path.exists():
             raise StoreError(f"no {CHUNKS_FILE} in {settings.index_dir}: run `make index` first")
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise BookwormError("--device cuda: no CUDA GPU is visible")
-        if args.precision == "auto":
-            bf16 = torch.cuda.is_bf16_supported() if args.device == "cuda" else cpu_supports_bf16()
-            args.precision = "bf16" if bf16 else "fp32"
-        device = torch.device(args.device)
+        device = choose_device(args)
         tok_path = args.tokenizer or default_tokenizer_path(settings.cache_dir or None)
-        tokenizer = AutoTokenizer.from_pretrained(tok_path)
-        texts = [c.text for c in read_chunks(path)]
-        ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        padded = pad_to_max_length(ids, GUIDE_MAX_LENGTH, pad_id)
-        try:
-            sep_id = separator_id(tokenizer)  # what training packs with, so the blocks match
-        except ValueError as e:
-            raise BookwormError(f"tokenizer {tok_path}: {e}") from e
-        packed = pack(ids, GUIDE_MAX_LENGTH, sep_id)
-        useful_share = sum(min(len(x), GUIDE_MAX_LENGTH) for x in ids) / (len(ids) * GUIDE_MAX_LENGTH)
-        print(
-            f"bench-train: {len(texts)} chunks from {path}; tokenizer {tok_path} (stands in for gpt2's); "
-            f"GPT-2 124M random init; {args.device} {args.precision}; batch {args.batch_size} x 512; "
-            f"{args.steps} timed steps each (+1 warm-up)\n"
-            f"padded rows: {len(padded)} ({useful_share:.0%} of their tokens are text); "
-            f"packed blocks: {len(packed)} (100% text)",
-            flush=True,
-        )
-        if args.device == "cpu":
-            print(f"CPU threads: {torch.get_num_threads()}", flush=True)
-        results = {}
-        for name, rows, pid in (("padded", padded, pad_id), ("packed", packed, None)):
-            r = run_recipe(name, rows, pid, args, device)
-            results[name] = r
-            mem = "peak GPU memory" if args.device == "cuda" else "peak process RSS"
-            print(
-                f"{name:>7}: {r['tokens_per_s']:8.1f} useful tokens/s "
-                f"({r['useful_tokens']} in {r['seconds']:.1f} s), "
-                f"{mem} {r['peak_mib']:.0f} MiB",
-                flush=True,
-            )
+        padded, packed, pad_id = build_rows(path, tok_path, args)
+        results = {
+            name: run_and_report(name, rows, pid, args, device)
+            for name, rows, pid in (("padded", padded, pad_id), ("packed", packed, None))
+        }
     except BookwormError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
     print(f"ratio packed/padded useful tokens/s: {ratio:.2f}")
     return 0
+
+
+def choose_device(args: argparse.Namespace) -> Any:
+    """The torch device; settles ``--precision auto`` (bf16 where the device supports it)."""
+    import torch
+
+    from core.hardware import cpu_supports_bf16
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise BookwormError("--device cuda: no CUDA GPU is visible")
+    if args.precision == "auto":
+        bf16 = torch.cuda.is_bf16_supported() if args.device == "cuda" else cpu_supports_bf16()
+        args.precision = "bf16" if bf16 else "fp32"
+    return torch.device(args.device)
+
+
+def build_rows(
+    path: Path, tok_path: str, args: argparse.Namespace
+) -> tuple[list[list[int]], list[list[int]], int]:
+    """The chunks tokenised once, laid out both ways: (padded rows, packed blocks, pad id); prints
+    what each holds."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    texts = [c.text for c in read_chunks(path)]
+    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    padded = pad_to_max_length(ids, ROW_TOKENS, pad_id)
+    try:
+        sep_id = separator_id(tokenizer)  # what training packs with, so the blocks match
+    except ValueError as e:
+        raise BookwormError(f"tokenizer {tok_path}: {e}") from e
+    packed = pack(ids, ROW_TOKENS, sep_id)
+    useful_share = sum(min(len(x), ROW_TOKENS) for x in ids) / (len(ids) * ROW_TOKENS)
+    print(
+        f"bench-train: {len(texts)} chunks from {path}; tokenizer {tok_path} (stands in for gpt2's); "
+        f"GPT-2 124M random init; {args.device} {args.precision}; batch {args.batch_size} x 512; "
+        f"{args.steps} timed steps each (+1 warm-up)\n"
+        f"padded rows: {len(padded)} ({useful_share:.0%} of their tokens are text); "
+        f"packed blocks: {len(packed)} (100% text)",
+        flush=True,
+    )
+    if args.device == "cpu":
+        print(f"CPU threads: {torch.get_num_threads()}", flush=True)
+    return padded, packed, pad_id
+
+
+def run_and_report(
+    name: str, rows: list[list[int]], pad_id: int | None, args: argparse.Namespace, device: Any
+) -> dict[str, float]:
+    """:func:`run_recipe`, then its line: useful tokens/s and peak memory."""
+    r = run_recipe(name, rows, pad_id, args, device)
+    mem = "peak GPU memory" if args.device == "cuda" else "peak process RSS"
+    print(
+        f"{name:>7}: {r['tokens_per_s']:8.1f} useful tokens/s "
+        f"({r['useful_tokens']} in {r['seconds']:.1f} s), "
+        f"{mem} {r['peak_mib']:.0f} MiB",
+        flush=True,
+    )
+    return r
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.retrieve import DevQuestion
-from benchmarks.metrics import percentile, token_f1
+from benchmarks.dev_set import DevQuestion
+from benchmarks.metrics import first_relevant_rank, percentile, token_f1
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError
 
@@ -62,7 +62,8 @@ def _mean(xs: Sequence[float]) -> float:
 def eval_retrieval(
     retriever: Any, questions: Sequence[DevQuestion], k: int = 5
 ) -> dict[str, dict[str, float]]:
-    from assistant.retrieve import MODES, evaluate_retrieval
+    from assistant.retrieve import MODES
+    from benchmarks.eval_retrieval import evaluate_retrieval
 
     out = {}
     for mode in MODES:
@@ -110,8 +111,6 @@ def citation_accuracy(
     cited: Sequence[int], places: dict[int, tuple[str, Sequence[int]]], q: DevQuestion
 ) -> float | None:
     """Share of the cited [n] whose (file, pages) in ``places`` is the gold file sharing a gold page."""
-    from assistant.retrieve import first_relevant_rank
-
     cited = [n for n in cited if n in places]
     if not cited:
         return None
@@ -417,28 +416,38 @@ def answer_setups(
     base_source: Any,
 ) -> list[Setup]:
     """The baseline (landed behaviour), the evidence alone, then base and fine-tuned with the defaults."""
-    from assistant.chat import Assistant
-    from assistant.presets import PRESETS, get_params
+    from assistant.presets import get_params
 
     asked = questions[: args.limit] if args.limit else questions
+    baseline = questions[: args.baseline_limit] if args.baseline_limit else asked
     params = get_params(settings.preset)
+    setups = base_model_setups(args, settings, asked, baseline, params, retriever, base_source)
+    return setups + fine_tuned_setups(args, settings, asked, params, retriever, info, ft)
+
+
+def base_model_setups(
+    args: argparse.Namespace,
+    settings: Any,
+    asked: Sequence[DevQuestion],
+    baseline: Sequence[DevQuestion],
+    params: Any,
+    retriever: Any,
+    base_source: Any,
+) -> list[Setup]:
+    """The evidence alone, the landed baseline, the base model with the defaults and with each
+    ``--also`` preset/context. The base model is freed on return, before a fine-tuned one loads."""
+    from assistant.pipeline import Assistant
+    from assistant.presets import PRESETS, get_params
+
     base = Assistant.from_settings(
         settings, model_dir=None, base_model=base_source.name, retriever=retriever, log_file=None
     )
     model_id = base.model_info.model_id
     setups = [run_answers(base, Setup("evidence only (no model)", "–", True), asked, params, "", "evidence")]
-    baseline = questions[: args.baseline_limit] if args.baseline_limit else asked
     base.context, base.abstain_below = "passages", 0.0  # as landed: whole passages, never abstains
     if args.baseline_limit >= 0:
-        setups.append(
-            run_answers(
-                base,
-                Setup("landed: passages + technical", model_id, True),
-                baseline,
-                PRESETS["technical"],
-                "technical",
-            )
-        )
+        landed = Setup("landed: passages + technical", model_id, True)
+        setups.append(run_answers(base, landed, baseline, PRESETS["technical"], "technical"))
     base.context, base.abstain_below = settings.context, settings.abstain_below
     setups.append(
         run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)
@@ -448,14 +457,26 @@ def answer_setups(
         name = f"base + RAG, {preset} preset, {context} context"
         setups.append(run_answers(base, Setup(name, model_id, True), baseline, get_params(preset), preset))
     base.context = settings.context
-    del base
+    return setups
+
+
+def fine_tuned_setups(
+    args: argparse.Namespace,
+    settings: Any,
+    asked: Sequence[DevQuestion],
+    params: Any,
+    retriever: Any,
+    info: Any,
+    ft: Any,
+) -> list[Setup]:
+    """The fine-tuned model with the defaults (if any), then each ``--also-model`` folder."""
+    from assistant.pipeline import Assistant
+
+    setups = []
     if info.fine_tuned:
         ft.load_model()
-        setups.append(
-            run_answers(
-                ft, Setup("fine-tuned + RAG (default)", info.model_id, True), asked, params, settings.preset
-            )
-        )
+        name = "fine-tuned + RAG (default)"
+        setups.append(run_answers(ft, Setup(name, info.model_id, True), asked, params, settings.preset))
     else:
         print("No fine-tuned model: run `make train` to compare it.", flush=True)
     for name, folder in _other_models(args.also_model):
@@ -483,7 +504,7 @@ def _other_models(specs: Sequence[str]) -> list[tuple[str, str]]:
 
 def _alternatives(spec: str) -> list[tuple[str, str]]:
     """``"technical:evidence,precise:passages"`` -> [(preset, context), ...]."""
-    from assistant.chat import CONTEXTS
+    from assistant.pipeline import CONTEXTS
     from assistant.presets import PRESETS
 
     out = []
@@ -520,8 +541,9 @@ def eval_abstention(
 def _run(args: argparse.Namespace, settings: Any) -> int:
     import platform
 
-    from assistant.chat import Assistant
-    from assistant.retrieve import Retriever, read_dev_questions
+    from assistant.pipeline import Assistant
+    from assistant.retrieve import Retriever
+    from benchmarks.dev_set import read_dev_questions
     from core.sources import resolve_lm
 
     questions = read_dev_questions(args.questions)

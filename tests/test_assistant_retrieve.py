@@ -1,4 +1,4 @@
-"""Retrieval: RRF fusion, neighbour merging, BM25, a planted passage found first, dev-set metrics."""
+"""Retrieval: RRF fusion, neighbour merging, BM25, a planted passage found first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from assistant.retrieve import (
     merge_chunks,
     merge_neighbours,
     reciprocal_rank_fusion,
-    retrieval_metrics,
 )
 from core.errors import StoreError
 from indexing.records import Chunk
@@ -147,23 +146,3 @@ def test_mismatched_embedder_refused(tmp_path) -> None:
         Retriever.load(index, embedder="all-MiniLM-L6-v2", encoder=FakeEmbedder())
     with pytest.raises(StoreError):
         Retriever.load(tmp_path / "missing", encoder=FakeEmbedder())
-
-
-@pytest.mark.parametrize(
-    ("ranked", "gold", "expected"),
-    [
-        ([[("x/a.pdf", [3])]], [("a.pdf", [3])], {"hit@1": 1.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1.0}),
-        (
-            [[("b.pdf", [3]), ("a.pdf", [2]), ("a.pdf", [4, 5])]],
-            [("a.pdf", [5])],
-            {"hit@1": 0.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1 / 3},
-        ),
-        (
-            [[("a.pdf", [1])], [("b.pdf", [9])]],
-            [("a.pdf", [1]), ("b.pdf", [8])],
-            {"hit@1": 0.5, "hit@3": 0.5, "hit@5": 0.5, "mrr@5": 0.5},
-        ),
-    ],
-)
-def test_retrieval_metrics(ranked, gold, expected) -> None:
-    assert retrieval_metrics(ranked, gold) == pytest.approx(expected)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.retrieve import read_dev_questions
+from benchmarks.dev_set import read_dev_questions
 from benchmarks.evaluate import Setup, write_report
 from core.errors import ConfigError
 

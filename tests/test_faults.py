@@ -208,7 +208,7 @@ ROUNDS = 3  # a race that shows once in a few runs still shows in most runs of t
 @pytest.fixture(scope="module")
 def shared_assistant(tmp_path_factory: pytest.TempPathFactory):
     """One Assistant (tiny GPT-2 with a real fast tokenizer, fake embedder) and its answers log."""
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
     from assistant.retrieve import Retriever
     from tests.assistant_support import BOOK, write_tiny_index
     from tests.assistant_support import FakeEmbedder as WordEmbedder

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.metrics import percentile, token_f1
+from benchmarks.metrics import percentile, retrieval_metrics, token_f1
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,23 @@ def test_choose_threshold(answerable, unanswerable, threshold, accuracy) -> None
     t, acc = choose_threshold(answerable, unanswerable)
     assert t == pytest.approx(threshold)
     assert (acc != acc) if accuracy is None else acc == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize(
+    ("ranked", "gold", "expected"),
+    [
+        ([[("x/a.pdf", [3])]], [("a.pdf", [3])], {"hit@1": 1.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1.0}),
+        (
+            [[("b.pdf", [3]), ("a.pdf", [2]), ("a.pdf", [4, 5])]],
+            [("a.pdf", [5])],
+            {"hit@1": 0.0, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 1 / 3},
+        ),
+        (
+            [[("a.pdf", [1])], [("b.pdf", [9])]],
+            [("a.pdf", [1]), ("b.pdf", [8])],
+            {"hit@1": 0.5, "hit@3": 0.5, "hit@5": 0.5, "mrr@5": 0.5},
+        ),
+    ],
+)
+def test_retrieval_metrics(ranked, gold, expected) -> None:
+    assert retrieval_metrics(ranked, gold) == pytest.approx(expected)

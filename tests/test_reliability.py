@@ -490,7 +490,7 @@ HOSTILE = (
 
 @pytest.mark.slow
 def test_hostile_pdf_text_stays_fenced_and_is_judged_as_data(tmp_path: Path) -> None:
-    from assistant.chat import Assistant
+    from assistant.pipeline import Assistant
     from assistant.presets import PRESETS
     from assistant.retrieve import Retriever
     from core.grounding.prompt import FENCE_CLOSE, FENCE_OPEN

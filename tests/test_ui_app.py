@@ -39,7 +39,7 @@ def make_app(tmp_path, monkeypatch):
             if fake:
                 _index_stub(index)
         if fake:
-            monkeypatch.setattr("assistant.chat.Assistant", ui_support.FakeAssistant, raising=False)
+            monkeypatch.setattr("assistant.pipeline.Assistant", ui_support.FakeAssistant, raising=False)
         argv = ["--index", str(index_dir), "--model", str(model_dir or tmp_path / "model")]
         argv += ["--log-file", str(log), "--corpus", str(index_dir.parent / "corpus"), *flags]
         monkeypatch.setattr(sys, "argv", [APP, *argv])

@@ -1,6 +1,6 @@
 """Helpers for the UI tests: a fake assistant (AppTest) and a real tiny index + model (browser).
 
-The fake follows ``assistant.chat.Assistant``'s public API and records which method answered,
+The fake follows ``assistant.pipeline.Assistant``'s public API and records which method answered,
 so a test can tell a streamed answer from a whole one.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from assistant.chat import ABSTAIN_TEXT, Answer, Evidence, ModelInfo, Source, Support, Timings
+from assistant.pipeline import ABSTAIN_TEXT, Answer, Evidence, ModelInfo, Source, Support, Timings
 from assistant.support import SentenceSupport
 
 CALLS: list[tuple[str, str]] = []  # (method, question) for every answer the fake gave

@@ -238,9 +238,10 @@ class _quiet_datasets:
 
 
 def pad_to_max_length(token_lists: Sequence[Sequence[int]], max_length: int, pad_id: int) -> list[list[int]]:
-    """The guide's recipe (``truncation=True, padding="max_length"``): one row per chunk.
+    """The usual recipe (``truncation=True, padding="max_length"``): one row per chunk, cut or padded.
 
-    Kept for the benchmark only; training never pads.
+    Kept for the benchmark only: it is the baseline that packing beats (on the sample corpus 34% of
+    such rows' tokens are text, the rest padding the model computes for nothing). Training never pads.
     """
     return [
         list(ids[:max_length]) + [pad_id] * (max_length - min(len(ids), max_length)) for ids in token_lists

@@ -14,6 +14,7 @@ shards batches, the stop decision is shared across ranks, and only rank 0 writes
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -24,34 +25,22 @@ from typing import Any
 
 from core.atomic import atomic_write_json, folder_lock, recover_dir
 from core.errors import BookwormError, ConfigError
-from core.sources import LMSource, context_window, load_lm, resolve_lm
+from core.sources import LMSource, context_window
 from training.budget import SOURCES_EVAL_SHARE, end_reserve, guess_step_seconds, plan_steps, save_seconds
 from training.chunks import read_index
 from training.data import mix
 from training.examples import Example
 from training.hyperparameters import PRECISIONS, Hyperparameters
-from training.lora import merged, with_lora
+from training.lora import merged
 from training.manifest import LOSS_CURVE_NAME, MANIFEST_NAME, describe_run, stale_reason, write_output
-from training.prepare import Data, fit_held_out, read_data, tokenize_and_pack
-from training.runs import (
-    RUN_FILE,
-    read_run_state,
-    resume_key,
-    resume_or_start_over,
-    run_key,
-    start_work_dir,
-    work_dir,
-)
+from training.prepare import fit_held_out
+from training.ranks import min_across_ranks
+from training.run_setup import Setup, set_up
+from training.runs import RUN_FILE, read_run_state, run_key, work_dir
 from training.sources import Request, SourcesData, build_sources
 from training.sources_eval import describe_scores, score_model
-from training.stop import make_stop_callback, max_across_ranks
-from training.trainer import (
-    SequenceDataset,
-    choose_device_precision,
-    logging_steps,
-    make_trainer,
-    training_arguments,
-)
+from training.stop import make_stop_callback
+from training.trainer import SequenceDataset, choose_device_precision, logging_steps, make_trainer
 
 __all__ = [  # what other packages and the tests import from here
     "LOSS_CURVE_NAME",
@@ -75,9 +64,29 @@ class TrainingInterrupted(BookwormError):
 def finetune(
     index_dir: str | Path, output_dir: str | Path, base_model: str, hp: Hyperparameters, **options: Any
 ) -> dict[str, Any]:
-    """:func:`run_finetune` holding the model folder's writers' lock (rank 0, the one that writes): a
-    second training into the same folder waits, then refuses naming the first one's pid, instead of
-    mixing its checkpoints and swap with the first (options: see :func:`run_finetune`)."""
+    """Fine-tune ``base_model`` on the chunks in ``index_dir``; write ``output_dir``; return its manifest.
+
+    Holds the model folder's writers' lock (rank 0, the one that writes): a second training into the
+    same folder waits, then refuses naming the first one's pid, instead of mixing its checkpoints and
+    swap with the first.
+
+    Args:
+        hp: the hyper-parameters (see :class:`Hyperparameters`).
+        options: keyword arguments of :func:`run_finetune`:
+            offline_fallback, cache_dir: how the base model is found (see ``core.sources.resolve_lm``).
+            resume: ``--resume``: continue from the last checkpoint in :func:`work_dir` or fail. Without
+                it an interrupted run of the same chunks, base and settings continues too; a
+                different or finished one is started over.
+            started_at: ``time.time()`` the time budget counts from (default: now).
+            callbacks: extra ``TrainerCallback``s (tests use one to fail mid-run).
+            encoder: the index's embedder, already loaded (tests pass a fake); None = load it by name.
+            log: where progress lines go (default: print).
+
+    Raises:
+        BookwormError: missing or malformed index, unusable model or settings, nothing to resume;
+        on Ctrl-C :class:`TrainingInterrupted` after a checkpoint was saved. ``output_dir`` is
+        only ever replaced by a complete folder.
+    """
     if os.environ.get("RANK", "0") != "0":
         return run_finetune(index_dir, output_dir, base_model, hp, **options)
     with folder_lock(output_dir):
@@ -98,22 +107,7 @@ def run_finetune(
     encoder: Any = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Fine-tune ``base_model`` on the chunks in ``index_dir``; write ``output_dir``; return its manifest.
-
-    Args:
-        hp: the hyper-parameters (see :class:`Hyperparameters`).
-        resume: ``--resume``: continue from the last checkpoint in :func:`work_dir` or fail. Without
-            it an interrupted run of the same chunks, base and settings continues too; a
-            different or finished one is started over.
-        started_at: ``time.time()`` the time budget counts from (default: now).
-        callbacks: extra ``TrainerCallback``s (tests use one to fail mid-run).
-        encoder: the index's embedder, already loaded (tests pass a fake); None = load it by name.
-
-    Raises:
-        BookwormError: missing or malformed index, unusable model or settings, nothing to resume;
-        on Ctrl-C :class:`TrainingInterrupted` after a checkpoint was saved. ``output_dir`` is
-        only ever replaced by a complete folder.
-    """
+    """:func:`finetune`'s run, step by step (arguments: see there), without the folder lock."""
     t0 = started_at or time.time()
     log = log if os.environ.get("RANK", "0") == "0" else _silent  # torchrun: rank 0 speaks for all
     deadline = t0 + hp.time_budget * 60 if hp.time_budget > 0 else None
@@ -121,84 +115,59 @@ def run_finetune(
     work = work_dir(output_dir)
     recover_dir(output_dir)
 
-    data = read_data(index_dir, hp.eval_fraction)
-    source, model, tokenizer = load_base(base_model, offline_fallback, cache_dir, log)
-    model = with_lora(model, hp.lora_rank, log)
-    device, precision = choose_device_precision(hp.precision)
-    args = training_arguments(hp, work, device, precision)
-    want = resume_key(run_key(data.chunks_sha256, base_model, hp), source.name)
-    checkpoint = open_work_dir(work, resume, want, args, log)
-    block_size = min(hp.block_size, context_window(model, tokenizer))
-    tokenize_and_pack(data, tokenizer, block_size, hp.eval_blocks, args, cache_dir, log)
-    with args.main_process_first(desc="answer-from-sources examples"):  # rank 0 fills the cache
-        sources = read_sources(
-            index_dir, data, tokenizer, context_window(model, tokenizer), hp, cache_dir, encoder, log
-        )
-    train_mix = mix(data.train_blocks, sources.items, hp.sources_share)
-    items = SequenceDataset(train_mix.items) if train_mix.examples else data.train_blocks
+    run = set_up(index_dir, work, base_model, hp, resume, offline_fallback, cache_dir, log)
+    sources = read_sources(index_dir, run, hp, cache_dir, encoder, log)
+    train_mix = mix(run.data.train_blocks, sources.items, hp.sources_share)
+    items = SequenceDataset(train_mix.items) if train_mix.examples else run.data.train_blocks
     stop = make_stop_callback(log)
     trainer = make_trainer(
-        model, tokenizer, args, items, data.held_out, [stop, *callbacks], item_mean=hp.loss_average == "items"
+        run.model,
+        run.tokenizer,
+        run.args,
+        items,
+        run.data.held_out,
+        [stop, *callbacks],
+        item_mean=hp.loss_average == "items",
     )
-    run_state = read_run_state(work) if checkpoint else {}
-    fit_held_out(data, trainer, run_state, hp.time_budget, precision, log)
-    base_loss, eval_seconds = score_base(trainer, run_state, log)
-    held_out = sources.held_out[: hp.sources_eval]
-    sources_before, sources_seconds = score_sources_base(
-        model, tokenizer, held_out, run_state, hp.time_budget, log
-    )
-    held_out = held_out[: sources_before["examples"]] if sources_before else []  # what fit the budget
-    steps_per_epoch, full_steps = count_steps(len(items), hp, args.world_size)
-    end_seconds = eval_seconds + sources_seconds  # both evaluations run again at the end
-    plan(
-        stop, args, model, hp, data, eval_seconds, end_seconds, steps_per_epoch, full_steps, deadline, t0, log
-    )
-    if args.process_index == 0:
-        save_run_state(
-            work, want, base_loss, eval_seconds, len(data.held_out), sources_before, sources_seconds
-        )
-    train_wall = train(trainer, stop, checkpoint, work, output_dir)
-    sources_after = score_sources_after(trainer.model, tokenizer, held_out, sources_before, log)
+    run_state = read_run_state(work) if run.checkpoint else {}
+    before, held_out = score_before(trainer, run, sources, run_state, hp, log)
+    steps_per_epoch, full_steps = count_steps(len(items), hp, run.args.world_size)
+    plan(stop, run, hp, before, steps_per_epoch, full_steps, deadline, t0, log)
+    if run.args.process_index == 0:
+        save_run_state(work, run.want, before, len(run.data.held_out))
+    train_wall = train(trainer, stop, run.checkpoint, work, output_dir)
+    sources_after = score_sources_after(trainer.model, run.tokenizer, held_out, before.sources, log)
 
-    manifest = describe_run(
-        trainer, stop, data, hp, source, base_model, index_dir, device, precision, base_loss, t0
-    )
-    manifest["schedule"] |= {"steps_per_epoch": steps_per_epoch, "world_size": args.world_size}
+    manifest = describe_run(trainer, stop, run, hp, base_model, index_dir, before.loss, t0)
+    manifest["schedule"] |= {"steps_per_epoch": steps_per_epoch, "world_size": run.args.world_size}
     manifest["train_wall_seconds"] = round(train_wall, 1)
     manifest["answer_from_sources"] = sources.describe() | {
         "share": hp.sources_share,
         "train_items": train_mix.describe(),
-        "held_out": {"base": sources_before, "finetuned": sources_after},
+        "held_out": {"base": before.sources, "finetuned": sources_after},
     }
     if trainer.is_world_process_zero():
-        finish(trainer, tokenizer, stop, output_dir, work, base_loss, manifest, source, t0, log)
+        finish(trainer, run.tokenizer, stop, output_dir, work, before.loss, manifest, run.source, t0, log)
     return manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseScores:
+    """The base model's held-out scores, taken before training, and the seconds each took."""
+
+    loss: float  # held-out blocks
+    eval_seconds: float
+    sources: dict[str, Any] | None  # held-out answer-from-sources examples (None: none to answer)
+    sources_seconds: float
+
+    @property
+    def end_seconds(self) -> float:
+        """What the end of the run scores again (the fine-tuned model): kept back from the budget."""
+        return self.eval_seconds + self.sources_seconds
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
     pass
-
-
-def load_base(
-    base_model: str, offline_fallback: bool, cache_dir: str | Path | None, log: Any
-) -> tuple[LMSource, Any, Any]:
-    import torch  # heavy imports after the cheap checks, so a missing index fails fast
-
-    source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
-    note = f" (instead of {base_model!r}: {source.fallback_reason})" if source.fallback_reason else ""
-    log(f"Base model: {source.description}{note}")
-    model, tokenizer = load_lm(source, dtype=torch.float32)  # fp32 master weights; autocast does bf16
-    return source, model, tokenizer
-
-
-def open_work_dir(work: Path, resume: bool, want: dict[str, Any], args: Any, log: Any) -> str | None:
-    """The checkpoint to continue from, or None after emptying the work folder; says which."""
-    with args.main_process_first(desc="work folder"):  # rank 0 empties it first: the others then agree
-        decision = resume_or_start_over(work, resume, want)
-        if args.process_index == 0:
-            start_work_dir(work, decision)
-    log(decision.message)
-    return decision.checkpoint
 
 
 def score_base(trainer: Any, run_state: dict[str, Any], log: Any) -> tuple[float, float]:
@@ -216,9 +185,7 @@ def score_base(trainer: Any, run_state: dict[str, Any], log: Any) -> tuple[float
 
 def read_sources(
     index_dir: Path,
-    data: Data,
-    tokenizer: Any,
-    window: int,
+    run: Setup,
     hp: Hyperparameters,
     cache_dir: str | Path | None,
     encoder: Any,
@@ -227,21 +194,40 @@ def read_sources(
     """The answer-from-sources examples (none when ``sources_share`` is 0)."""
     if hp.sources_share <= 0 or (hp.sources_examples <= 0 and hp.sources_eval <= 0):
         return SourcesData(skipped="sources_share is 0: raw text only")
-    order = [c.chunk_id for c in data.body]
+    order = [c.chunk_id for c in run.data.body]
     request = Request(
-        data.split.train,
-        data.split.eval,
+        run.data.split.train,
+        run.data.split.eval,
         order,
-        tokenizer,
-        window,
+        run.tokenizer,
+        context_window(run.model, run.tokenizer),
         hp.sources_examples,
         hp.sources_eval,
         hp.seed,
     )
-    sources = build_sources(index_dir, data.index_manifest, request, cache_dir, encoder, log)
+    with run.args.main_process_first(desc="answer-from-sources examples"):  # rank 0 fills the cache
+        sources = build_sources(index_dir, run.data.index_manifest, request, cache_dir, encoder, log)
     if sources.skipped:
         log(f"No answer-from-sources examples: {sources.skipped}; training on raw text only")
     return sources
+
+
+def score_before(
+    trainer: Any,
+    run: Setup,
+    sources: SourcesData,
+    run_state: dict[str, Any],
+    hp: Hyperparameters,
+    log: Any,
+) -> tuple[BaseScores, list[Example]]:
+    """Score the base model on the held-out blocks and examples that fit the budget (a continued run:
+    as before); returns the scores and the held-out examples the fine-tuned model will answer too."""
+    fit_held_out(run.data, trainer, run_state, hp.time_budget, run.precision, log)
+    loss, eval_seconds = score_base(trainer, run_state, log)
+    held_out = sources.held_out[: hp.sources_eval]
+    scores, seconds = score_sources_base(run.model, run.tokenizer, held_out, run_state, hp.time_budget, log)
+    held_out = held_out[: scores["examples"]] if scores else []  # what fit the budget
+    return BaseScores(loss, eval_seconds, scores, seconds), held_out
 
 
 def score_sources_base(
@@ -289,12 +275,9 @@ def count_steps(n_blocks: int, hp: Hyperparameters, world_size: int) -> tuple[in
 
 def plan(
     stop: Any,
-    args: Any,
-    model: Any,
+    run: Setup,
     hp: Hyperparameters,
-    data: Data,
-    eval_seconds: float,
-    end_seconds: float,
+    before: BaseScores,
     steps_per_epoch: int,
     full_steps: int,
     deadline: float | None,
@@ -304,18 +287,21 @@ def plan(
     """The first plan: every step asked for, or those a guessed step time fits in the budget.
 
     The Trainer runs up to ``full_steps``; the stop callback re-plans from measured steps.
-    ``eval_seconds``: the held-out perplexity's time (it paces the guessed step time);
-    ``end_seconds``: all that the end of the run evaluates again (kept back from the budget).
+    The held-out perplexity's time paces the guessed step time; all that the end of the run
+    evaluates again (``before.end_seconds``) is kept back from the budget.
     """
     stop.ceiling, stop.steps_per_epoch, stop.warmup_ratio = full_steps, steps_per_epoch, hp.warmup_ratio
     stop.planned = full_steps
     if deadline is not None:
-        stop.deadline, stop.eval_seconds = deadline, end_seconds
-        stop.save_seconds = save_seconds(sum(p.numel() for p in model.parameters()))
+        stop.deadline, stop.eval_seconds = deadline, before.end_seconds
+        stop.save_seconds = save_seconds(sum(p.numel() for p in run.model.parameters()))
         stop.step_guess = guess_step_seconds(
-            eval_seconds, len(data.held_out), hp.batch_size * hp.grad_accum, hp.gradient_checkpointing
+            before.eval_seconds,
+            len(run.data.held_out),
+            hp.batch_size * hp.grad_accum,
+            hp.gradient_checkpointing,
         )
-        reserve = end_reserve(end_seconds, stop.save_seconds, 1.0, epoch_ends=False)
+        reserve = end_reserve(before.end_seconds, stop.save_seconds, 1.0, epoch_ends=False)
         if deadline - time.time() - reserve < stop.step_guess:
             raise ConfigError(
                 f"the time budget of {hp.time_budget:g} min is spent before training can start "
@@ -328,28 +314,20 @@ def plan(
                 f"Time budget {hp.time_budget:g} min: planning {stop.planned} of {full_steps} steps "
                 f"(~{stop.step_guess:.1f} s each, guessed); re-planned from measured steps as they run"
             )
-    stop.planned = -max_across_ranks(-stop.planned, args)  # every rank runs the same steps
-    args.max_steps = full_steps
-    args.logging_steps = logging_steps(stop.planned)
+    stop.planned = min_across_ranks(stop.planned, run.args)  # every rank runs the same steps
+    run.args.max_steps = full_steps
+    run.args.logging_steps = logging_steps(stop.planned)
 
 
-def save_run_state(
-    work: Path,
-    want: dict[str, Any],
-    base_loss: float,
-    eval_seconds: float,
-    eval_blocks_used: int,
-    sources_base: dict[str, Any] | None,
-    sources_seconds: float,
-) -> None:
+def save_run_state(work: Path, want: dict[str, Any], before: BaseScores, eval_blocks_used: int) -> None:
     """What the checkpoints are made from, and the base scores a continued run reuses."""
     state = {
         "key": want,
-        "base_eval_loss": base_loss,
-        "eval_seconds": eval_seconds,
+        "base_eval_loss": before.loss,
+        "eval_seconds": before.eval_seconds,
         "eval_blocks_used": eval_blocks_used,
-        "sources_base": sources_base,
-        "sources_seconds": sources_seconds,
+        "sources_base": before.sources,
+        "sources_seconds": before.sources_seconds,
     }
     atomic_write_json(work / RUN_FILE, state)
 

@@ -22,6 +22,7 @@ from training.chunks import read_index
 from training.hyperparameters import Hyperparameters
 from training.plots import plot_loss_curve
 from training.prepare import Data
+from training.run_setup import Setup
 from training.runs import run_key
 
 MANIFEST_NAME = "training_manifest.json"
@@ -134,55 +135,72 @@ def versions() -> dict[str, str]:
 def describe_run(
     trainer: Any,
     stop: Any,
-    data: Data,
+    run: Setup,
     hp: Hyperparameters,
-    source: LMSource,
     base_model: str,
     index_dir: Path,
-    device: str,
-    precision: str,
     base_loss: float,
     t0: float,
 ) -> dict[str, Any]:
     """The manifest: what was trained on, how, how long, and the held-out scores."""
     state = trainer.state
     best_loss = state.best_metric if state.best_metric is not None else trainer.evaluate()["eval_loss"]
-    tokens_run = state.num_input_tokens_seen - stop.tokens_at_start
-    train_losses = [e["loss"] for e in state.log_history if "loss" in e]
-    step_time = sum(stop.step_seconds)
     return {
         "format": MANIFEST_FORMAT,
         "base_model": {
             "requested": base_model,
-            "used": source.name,
-            "description": source.description,
-            "fallback_reason": source.fallback_reason,
+            "used": run.source.name,
+            "description": run.source.description,
+            "fallback_reason": run.source.fallback_reason,
         },
-        "data": {
-            "index_dir": str(index_dir),
-            "chunks_sha256": data.chunks_sha256,
-            "index_manifest_built_at": data.index_manifest.get("built_at"),
-            "index_counts": data.index_manifest.get("counts"),
-            "non_body_chunks": data.non_body,
-            "train_chunks": len(data.split.train),
-            "eval_chunks": len(data.split.eval),
-            "train_blocks": len(data.train_blocks),
-            "train_tokens": sum(len(b) for b in data.train_blocks),
-            "separator": trainer.processing_class.convert_ids_to_tokens(data.separator),
-            "eval_blocks": len(data.held_out),
-            "split": data.split.describe(hp.eval_fraction),
-        },
+        "data": _data_record(run.data, index_dir, hp, trainer.processing_class),
         "hyperparameters": dataclasses.asdict(hp),
         "schedule": {
-            "block_size": len(data.train_blocks[0]),
+            "block_size": len(run.data.train_blocks[0]),
             "planned_steps": stop.planned,
             "replans": stop.replans,
             "warmup_steps": math.ceil(hp.warmup_ratio * stop.planned),
             "blocks_per_step": hp.batch_size * hp.grad_accum * trainer.args.world_size,
         },
-        "device": device,
-        "device_name": device_name(device),
-        "precision": precision,
+        "device": run.device,
+        "device_name": device_name(run.device),
+        "precision": run.precision,
+        **_progress_record(state, stop, hp, t0),
+        "perplexity": {
+            "base": round(math.exp(base_loss), 4),
+            "finetuned": round(math.exp(best_loss), 4),
+            "eval_blocks": len(run.data.held_out),
+            "block_size": len(run.data.held_out[0]),
+        },
+        "versions": versions(),
+        "finished_at": finished_at(),
+    }
+
+
+def _data_record(data: Data, index_dir: Path, hp: Hyperparameters, tokenizer: Any) -> dict[str, Any]:
+    """Which index and chunks the run read, and how they were split and packed."""
+    return {
+        "index_dir": str(index_dir),
+        "chunks_sha256": data.chunks_sha256,
+        "index_manifest_built_at": data.index_manifest.get("built_at"),
+        "index_counts": data.index_manifest.get("counts"),
+        "non_body_chunks": data.non_body,
+        "train_chunks": len(data.split.train),
+        "eval_chunks": len(data.split.eval),
+        "train_blocks": len(data.train_blocks),
+        "train_tokens": sum(len(b) for b in data.train_blocks),
+        "separator": tokenizer.convert_ids_to_tokens(data.separator),
+        "eval_blocks": len(data.held_out),
+        "split": data.split.describe(hp.eval_fraction),
+    }
+
+
+def _progress_record(state: Any, stop: Any, hp: Hyperparameters, t0: float) -> dict[str, Any]:
+    """How far the run got, why it stopped, how long it took and how fast it went."""
+    tokens_run = state.num_input_tokens_seen - stop.tokens_at_start
+    train_losses = [e["loss"] for e in state.log_history if "loss" in e]
+    step_time = sum(stop.step_seconds)
+    return {
         "steps": state.global_step,
         "epochs_done": round(state.epoch or 0.0, 4),
         "stopped_by": _stopped_by(stop, hp),
@@ -192,14 +210,6 @@ def describe_run(
         "train_seconds": round(step_time, 1),
         "useful_tokens_per_s": round(tokens_run / step_time, 1) if step_time else None,
         "loss": {"train_first": train_losses[0], "train_last": train_losses[-1]} if train_losses else None,
-        "perplexity": {
-            "base": round(math.exp(base_loss), 4),
-            "finetuned": round(math.exp(best_loss), 4),
-            "eval_blocks": len(data.held_out),
-            "block_size": len(data.held_out[0]),
-        },
-        "versions": versions(),
-        "finished_at": finished_at(),
     }
 
 

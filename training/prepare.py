@@ -13,7 +13,7 @@ from training.budget import EVAL_SHARE
 from training.chunks import body_chunks, read_index
 from training.data import Split, pack, separator_id, split_chunks, spread, tokenize_texts
 from training.evaluate import eval_blocks
-from training.stop import max_across_ranks
+from training.ranks import min_across_ranks
 from training.trainer import BlockDataset, seconds_per_block
 
 
@@ -76,7 +76,8 @@ def fit_held_out(
         held_out = [held_out[i] for i in spread(len(held_out), run_state["eval_blocks_used"])]
     elif time_budget > 0:
         per_block = seconds_per_block(trainer.model, held_out[0], args.device, precision)
-        fit = -max_across_ranks(-max(2, int(EVAL_SHARE * time_budget * 60 / per_block)), args)  # min
+        # every rank scores the same blocks, as many as the slowest rank fits
+        fit = min_across_ranks(max(2, int(EVAL_SHARE * time_budget * 60 / per_block)), args)
         if fit < len(held_out):
             log(
                 f"Scoring {fit} of {len(held_out)} held-out blocks (~{per_block:.1f} s each) "

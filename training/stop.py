@@ -15,98 +15,108 @@ import time
 from typing import Any
 
 from training.budget import end_reserve, measured_step_seconds, plan_steps, slowdown
+from training.ranks import max_across_ranks
 
 REPLAN_NOTE = 0.1  # log a re-plan that moves the planned steps by more than this share
 
 
 def make_stop_callback(log: Any = print) -> Any:
+    """A :class:`StopDecision` that the Trainer accepts as a callback (transformers loads only here)."""
     from transformers import TrainerCallback
 
-    class StopCallback(TrainerCallback):
-        """Ends training cleanly, the same step on every rank.
+    class StopCallback(StopDecision, TrainerCallback):
+        pass
 
-        Stopping mid-epoch runs the epoch-end evaluation and checkpoint; a Ctrl-C skips the
-        evaluation (a second Ctrl-C kills at once).
-        """
+    return StopCallback(log)
 
-        def __init__(self) -> None:
-            self.deadline: float | None = None  # time.time() by which training must stop; None = no budget
-            self.planned = 0  # steps to run (re-planned); the Trainer's max_steps is the ceiling
-            self.ceiling = 0  # the epochs' or max_steps' count: more never runs
-            self.warmup_ratio = 0.0  # share of the planned steps with rising learning rate
-            self.eval_seconds = 0.0  # the measured held-out evaluation
-            self.save_seconds = 0.0  # kept back for the saves
-            self.step_guess = 0.0  # seconds per step until steps are measured
-            self.steps_per_epoch = 0  # each epoch's end evaluates and saves
-            self.reason: str | None = None  # "time_budget" | "interrupt"
-            self.interrupted = False
-            self.step_seconds: list[float] = []
-            self.replans = 0  # plans that changed the step count
-            self.tokens_at_start = 0
-            self._began = 0.0
-            self._old_handler: Any = None
 
-        def arm(self) -> None:
-            import threading
+class StopDecision:
+    """Ends training cleanly, the same step on every rank: the Trainer-callback hooks of
+    :func:`make_stop_callback`, kept free of transformers so this module imports cheaply.
 
-            if threading.current_thread() is threading.main_thread():
-                self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+    Stopping mid-epoch runs the epoch-end evaluation and checkpoint; a Ctrl-C skips the
+    evaluation (a second Ctrl-C kills at once).
+    """
 
-        def disarm(self) -> None:
-            if self._old_handler is not None:
-                signal.signal(signal.SIGINT, self._old_handler)
-                self._old_handler = None
+    def __init__(self, log: Any = print) -> None:
+        self._log = log  # where re-plans are reported
+        self.deadline: float | None = None  # time.time() by which training must stop; None = no budget
+        self.planned = 0  # steps to run (re-planned); the Trainer's max_steps is the ceiling
+        self.ceiling = 0  # the epochs' or max_steps' count: more never runs
+        self.warmup_ratio = 0.0  # share of the planned steps with rising learning rate
+        self.eval_seconds = 0.0  # the measured held-out evaluation
+        self.save_seconds = 0.0  # kept back for the saves
+        self.step_guess = 0.0  # seconds per step until steps are measured
+        self.steps_per_epoch = 0  # each epoch's end evaluates and saves
+        self.reason: str | None = None  # "time_budget" | "interrupt"
+        self.interrupted = False
+        self.step_seconds: list[float] = []
+        self.replans = 0  # plans that changed the step count
+        self.tokens_at_start = 0
+        self._began = 0.0
+        self._old_handler: Any = None
 
-        def _on_sigint(self, signum: int, frame: Any) -> None:
-            self.interrupted = True
-            print(
-                "\nInterrupted: saving a checkpoint after this step (Ctrl-C again to abort).", file=sys.stderr
-            )
-            self.disarm()
+    # --- Ctrl-C ------------------------------------------------------------------------
 
-        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
-            self.tokens_at_start = state.num_input_tokens_seen
-            if self.deadline is not None:  # a continued run starts at its checkpoint's step
-                self.replan(state.global_step, time.time(), lr_scheduler)
-            fit_schedule(lr_scheduler, self.planned, self.warmup_ratio)
+    def arm(self) -> None:
+        import threading
 
-        def on_step_begin(self, args, state, control, **kwargs):
-            self._began = time.time()
+        if threading.current_thread() is threading.main_thread():
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
 
-        def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
-            now = time.time()
-            self.step_seconds.append(now - self._began)
-            if self.deadline is not None:
-                self.replan(state.global_step, now, lr_scheduler)
-            code = 2 if self.interrupted else int(state.global_step >= self.planned)
-            code = max_across_ranks(code, args)
-            if code:
-                self.reason = "interrupt" if code == 2 else self.reason
-                control.should_training_stop = True
-            return control
+    def disarm(self) -> None:
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
 
-        def replan(self, done: int, now: float, lr_scheduler: Any) -> None:
-            step = measured_step_seconds(self.step_seconds) or self.step_guess
-            epoch_ends = bool(self.steps_per_epoch) and done % self.steps_per_epoch == 0
-            reserve = end_reserve(
-                self.eval_seconds, self.save_seconds, slowdown(self.step_seconds), epoch_ends
-            )
-            planned = plan_steps(done, self.ceiling, self.deadline - now, step, reserve)
-            if planned == self.planned:
-                return
-            if abs(planned - self.planned) > REPLAN_NOTE * self.planned:
-                log(f"Re-planned: {planned} steps in all (~{step:.1f} s each, measured); {done} done")
-            self.planned, self.replans = planned, self.replans + 1
-            self.reason = "time_budget" if planned < self.ceiling else None
-            fit_schedule(lr_scheduler, planned, self.warmup_ratio)
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to abort).", file=sys.stderr)
+        self.disarm()
 
-        def on_epoch_end(self, args, state, control, **kwargs):
-            if self.reason == "interrupt":
-                control.should_evaluate = False  # keep the checkpoint, skip the wait
-                control.should_save = True
-            return control
+    # --- the Trainer's hooks -----------------------------------------------------------
 
-    return StopCallback()
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+        self.tokens_at_start = state.num_input_tokens_seen
+        if self.deadline is not None:  # a continued run starts at its checkpoint's step
+            self.replan(state.global_step, time.time(), lr_scheduler)
+        fit_schedule(lr_scheduler, self.planned, self.warmup_ratio)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._began = time.time()
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        now = time.time()
+        self.step_seconds.append(now - self._began)
+        if self.deadline is not None:
+            self.replan(state.global_step, now, lr_scheduler)
+        code = 2 if self.interrupted else int(state.global_step >= self.planned)
+        code = max_across_ranks(code, args)  # any rank interrupted or done: all stop
+        if code:
+            self.reason = "interrupt" if code == 2 else self.reason
+            control.should_training_stop = True
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.reason == "interrupt":
+            control.should_evaluate = False  # keep the checkpoint, skip the wait
+            control.should_save = True
+        return control
+
+    # --- the plan ----------------------------------------------------------------------
+
+    def replan(self, done: int, now: float, lr_scheduler: Any) -> None:
+        step = measured_step_seconds(self.step_seconds) or self.step_guess
+        epoch_ends = bool(self.steps_per_epoch) and done % self.steps_per_epoch == 0
+        reserve = end_reserve(self.eval_seconds, self.save_seconds, slowdown(self.step_seconds), epoch_ends)
+        planned = plan_steps(done, self.ceiling, self.deadline - now, step, reserve)
+        if planned == self.planned:
+            return
+        if abs(planned - self.planned) > REPLAN_NOTE * self.planned:
+            self._log(f"Re-planned: {planned} steps in all (~{step:.1f} s each, measured); {done} done")
+        self.planned, self.replans = planned, self.replans + 1
+        self.reason = "time_budget" if planned < self.ceiling else None
+        fit_schedule(lr_scheduler, planned, self.warmup_ratio)
 
 
 def fit_schedule(lr_scheduler: Any, planned: int, warmup_ratio: float) -> bool:
@@ -127,15 +137,3 @@ def fit_schedule(lr_scheduler: Any, planned: int, warmup_ratio: float) -> bool:
             lambdas[i] = functools.partial(fn.func, *fn.args, **keywords)
             fitted = True
     return fitted
-
-
-def max_across_ranks(value: int, args: Any) -> int:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return value
-    import torch
-
-    t = torch.tensor([value], device=args.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())

@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -274,55 +274,34 @@ class Assistant:
     ) -> AnswerStream:
         """Retrieve, pick the evidence, build the prompt and start generating; iterate the result
         for text pieces. Returns once the evidence is known (``.evidence``), before generating."""
-        t0 = time.perf_counter()
+        clock = _Clock(time.perf_counter())
         question = question.strip()
         hits = self.search(question, k)
-        t_retrieved = time.perf_counter()
+        clock.retrieved = time.perf_counter()
         memo = MemoEmbed(self.embed)  # the support check reuses the evidence's sentence vectors
         evidence = self.evidence(question, hits, memo)
-        t_evidence = time.perf_counter()
+        clock.evidence = time.perf_counter()
         sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
-        if hits and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below):
-            return self._abstain(question, params, preset, sources, evidence, t0, t_retrieved, t_evidence)
+        if self._too_weak(hits, evidence):
+            return self._abstain(question, params, preset, sources, evidence, clock)
         use_evidence = self.context == "evidence" and bool(evidence)
         prompt = self.build_prompt(
             question, hits, history, params.max_new_tokens, evidence if use_evidence else None
         )
         gen = self._generation(prompt, params)
-        first: list[float] = []
-
-        def pieces() -> Iterator[str]:
-            for piece in gen:
-                if not first:
-                    first.append(time.perf_counter())
-                yield piece
 
         def finish() -> Answer:
             end = time.perf_counter()
             text = cite(gen.text, [(s.n, s.text) for s in _source_texts(hits) if s.kind == "body"])
             support = self.check(text, hits, memo) if hits else NO_ANSWER
-            t_checked = time.perf_counter()
-            if not use_evidence:  # whole passages: show them as the model saw them (the last may be cut)
-                shown = {p.n: p.text for p in prompt.passages}
-                sources_shown = [dataclasses.replace(s, text=shown[s.n]) for s in sources if s.n in shown]
-            else:
-                sources_shown = sources
+            checked = time.perf_counter()
             return self._record(
                 question,
                 text,
-                sources_shown,
+                sources if use_evidence else _as_prompted(sources, prompt),
                 params,
                 preset,
-                Timings(
-                    retrieval_ms=(t_retrieved - t0) * 1000,
-                    prompt_tokens=prompt.n_tokens,
-                    ttft_ms=((first[0] if first else end) - t0) * 1000,
-                    tokens_per_s=gen.tokens_per_s,
-                    total_ms=(t_checked - t0) * 1000,
-                    new_tokens=gen.new_tokens,
-                    evidence_ms=(t_evidence - t_retrieved) * 1000,
-                    support_ms=(t_checked - end) * 1000,
-                ),
+                clock.timings(end, checked, prompt.n_tokens, gen.tokens_per_s, gen.new_tokens),
                 notes=prompt.notes,
                 evidence=evidence,
                 support=support,
@@ -330,7 +309,13 @@ class Assistant:
                 model_text=gen.text,
             )
 
-        return AnswerStream(pieces(), finish, evidence, sources)
+        return AnswerStream(clock.timed(gen), finish, evidence, sources)
+
+    def _too_weak(self, hits: Sequence[Hit], evidence: Sequence[Evidence]) -> bool:
+        """Abstain: passages were found but their best sentence scores under ``abstain_below``."""
+        return (
+            bool(hits) and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below)
+        )
 
     def _record(
         self,
@@ -374,9 +359,7 @@ class Assistant:
         preset: str | None,
         sources: list[Source],
         evidence: list[Evidence],
-        t0: float,
-        t_retrieved: float,
-        t_evidence: float,
+        clock: _Clock,
     ) -> AnswerStream:
         """No generation: the books do not seem to cover the question; the closest passages stay."""
 
@@ -389,13 +372,13 @@ class Assistant:
                 params,
                 preset,
                 Timings(
-                    retrieval_ms=(t_retrieved - t0) * 1000,
+                    retrieval_ms=(clock.retrieved - clock.start) * 1000,
                     prompt_tokens=0,
-                    ttft_ms=(end - t0) * 1000,
+                    ttft_ms=(end - clock.start) * 1000,
                     tokens_per_s=0.0,
-                    total_ms=(end - t0) * 1000,
+                    total_ms=(end - clock.start) * 1000,
                     new_tokens=0,
-                    evidence_ms=(t_evidence - t_retrieved) * 1000,
+                    evidence_ms=(clock.evidence - clock.retrieved) * 1000,
                 ),
                 evidence=evidence,
                 support=NO_ANSWER,
@@ -432,3 +415,42 @@ def _source_texts(hits: Sequence[Hit]) -> list[SourceText]:
 def _source(n: int, hit: Hit, text: str) -> Source:
     c = hit.chunk
     return Source(n=n, file=c.file, pages=c.pages, score=float(hit.score), text=text, chunk_id=c.chunk_id)
+
+
+def _as_prompted(sources: list[Source], prompt: Prompt) -> list[Source]:
+    """Whole-passage prompts: the sources as the model saw them (the last one may be cut to fit)."""
+    shown = {p.n: p.text for p in prompt.passages}
+    return [dataclasses.replace(s, text=shown[s.n]) for s in sources if s.n in shown]
+
+
+@dataclasses.dataclass
+class _Clock:
+    """``time.perf_counter()`` marks of one answer, from the question to the support check."""
+
+    start: float
+    retrieved: float = 0.0
+    evidence: float = 0.0
+    first_text: float | None = None
+
+    def timed(self, pieces: Iterable[str]) -> Iterator[str]:
+        """``pieces`` unchanged, noting when the first one arrives (time to first text)."""
+        for piece in pieces:
+            if self.first_text is None:
+                self.first_text = time.perf_counter()
+            yield piece
+
+    def timings(
+        self, end: float, checked: float, prompt_tokens: int, tokens_per_s: float, new_tokens: int
+    ) -> Timings:
+        """``end``: generation done; ``checked``: citations verified and the support check done."""
+        first = self.first_text if self.first_text is not None else end
+        return Timings(
+            retrieval_ms=(self.retrieved - self.start) * 1000,
+            prompt_tokens=prompt_tokens,
+            ttft_ms=(first - self.start) * 1000,
+            tokens_per_s=tokens_per_s,
+            total_ms=(checked - self.start) * 1000,
+            new_tokens=new_tokens,
+            evidence_ms=(self.evidence - self.retrieved) * 1000,
+            support_ms=(checked - end) * 1000,
+        )

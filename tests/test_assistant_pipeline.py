@@ -12,7 +12,7 @@ import pytest
 import indexing.embed
 from assistant import monitor, status
 from assistant.__main__ import main
-from assistant.chat import Answer, Assistant
+from assistant.pipeline import Answer, Assistant
 from assistant.presets import PRESETS
 from assistant.retrieve import Retriever
 from tests.assistant_support import BOOK, FakeEmbedder, write_tiny_index
@@ -262,7 +262,7 @@ def test_evidence_is_known_before_generation_and_shortens_the_prompt(bot: Assist
 
 @pytest.mark.slow
 def test_weak_evidence_abstains_without_generating(bot: Assistant, tmp_path: Path) -> None:
-    from assistant.chat import ABSTAIN_TEXT
+    from assistant.pipeline import ABSTAIN_TEXT
 
     bot.abstain_below = 0.99  # no sentence of the tiny book is that close to the question
     stream = bot.stream("What is the airspeed of a swallow?", PRESETS["precise"])
@@ -285,16 +285,16 @@ def test_context_setting_is_checked(index_dir: Path) -> None:
 @pytest.mark.slow
 def test_an_answer_ends_where_the_model_writes_a_sources_fence(bot: Assistant, monkeypatch) -> None:
     """The raw-text fine-tune copied the prompt's layout ("… </sources> <sources> [1] (bashref…"): cut."""
-    import assistant.chat as chat_module
+    import assistant.pipeline as pipeline_module
 
     seen: list = []
-    real = chat_module.Generation
+    real = pipeline_module.Generation
 
     def spy(*args, **kwargs):
         gen = real(*args, **kwargs)
         seen.append(gen.stops)
         return gen
 
-    monkeypatch.setattr(chat_module, "Generation", spy)
+    monkeypatch.setattr(pipeline_module, "Generation", spy)
     bot.ask(QUESTION, PRESETS["precise"].replace(max_new_tokens=4))
     assert "<sources>" in seen[0] and "</sources>" in seen[0] and "\nQuestion:" in seen[0]
