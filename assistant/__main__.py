@@ -41,6 +41,7 @@ MODEL_SETTINGS = (
     "history_turns",
     "context",
     "evidence_sentences",
+    "prefill",
     "abstain_below",
 )
 K_ALIAS = {"passages": ("--k",)}

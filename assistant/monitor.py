@@ -61,6 +61,7 @@ def log_answer(path: str | Path, answer: Any) -> None:
             "new_tokens": t.new_tokens,
             "evidence_ms": round(t.evidence_ms, 1),
             "context": answer.context,
+            "prefill": answer.prefill,  # a TTFT change after switching precision shows up here
             "evidence": [{"n": e.n, "pages": e.pages, "score": round(e.score, 4)} for e in answer.evidence],
             "abstained": answer.abstained,
             # share of the answer's sentences found in the passages: a falling mean means answers drift

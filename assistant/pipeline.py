@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 CONTEXTS = ("evidence", "passages")
+PREFILLS = ("fp32", "bf16")  # the precision the prompt is read at (generate.prefill_cache)
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
 
@@ -125,6 +126,7 @@ class Assistant:
         evidence_sentences: int = 3,
         abstain_below: float = 0.0,
         *,
+        prefill: str = "fp32",
         offline_fallback: bool = True,
         cache_dir: str | None = None,
         embedder: str | None = None,
@@ -139,6 +141,9 @@ class Assistant:
             raise ConfigError("evidence_sentences must be >= 1")
         self.passages, self.history_turns, self.log_file = passages, history_turns, log_file
         self.context, self.evidence_sentences, self.abstain_below = context, evidence_sentences, abstain_below
+        if prefill not in PREFILLS:
+            raise ConfigError(f"prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
+        self.prefill = prefill
         self._model_info, self._source = resolve_model(
             model_dir, base_model, offline_fallback=offline_fallback, cache_dir=cache_dir
         )
@@ -167,6 +172,7 @@ class Assistant:
             "context": settings.context,
             "evidence_sentences": settings.evidence_sentences,
             "abstain_below": settings.abstain_below,
+            "prefill": settings.prefill,
             "offline_fallback": settings.offline_fallback,
             "cache_dir": settings.cache_dir or None,
             "embedder": settings.embedder,
@@ -307,6 +313,7 @@ class Assistant:
                 support=support,
                 context="evidence" if use_evidence else "passages",
                 model_text=gen.text,
+                prefill=gen.prefill,
             )
 
         return AnswerStream(clock.timed(gen), finish, evidence, sources)
@@ -350,7 +357,9 @@ class Assistant:
         input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
         stops = STOP_STRINGS_FENCE + (() if self.uses_chat_template else STOP_STRINGS_PLAIN)
         sources = [self.encode(p.text) for p in prompt.passages] if params.copy_boost > 0 else []
-        return Generation(self._model, self._tokenizer, input_ids, params, stops, self._lock, sources)
+        return Generation(
+            self._model, self._tokenizer, input_ids, params, stops, self._lock, sources, prefill=self.prefill
+        )
 
     def _abstain(
         self,

@@ -72,6 +72,7 @@ class Answer:
     # what the model wrote; ``text`` is it with verified citations (core.grounding.cite): each sentence
     # cites the passage it was found in, not the number the model guessed
     model_text: str = ""
+    prefill: str = "fp32"  # the precision the prompt was read at ("bf16": autocast; decoding stays fp32)
 
     @property
     def grounded_text(self) -> str:

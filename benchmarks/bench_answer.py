@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the 2-core target)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5, help="timed question pairs (assistant + plain)")
+    parser.add_argument(
+        "--prefill-questions",
+        type=int,
+        default=12,
+        help="questions answered with fp32 and bf16 prefill (0: skip)",
+    )
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -106,8 +112,41 @@ def run(args: argparse.Namespace) -> int:
     params = get_params(settings.preset).replace(max_new_tokens=args.max_new_tokens, seed=0)
     bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
     rows = [time_answer(bot, q, params, settings.context) for q in questions[1 : args.reps + 1]]
+    if params.num_beams == 1 and args.prefill_questions > 0:
+        compare_prefill(bot, questions[1 : args.prefill_questions + 1], params)
     print_summary(rows)
     return 0
+
+
+def compare_prefill(bot: Any, questions: list[str], params: Any) -> None:
+    """The same questions with the prompt read in fp32 and in bf16 (alternating, so a noisy
+    neighbour hits both): TTFT, tokens/s, and how much of the greedy text stays the same."""
+    from core.hardware import cpu_supports_bf16
+
+    if bot._model.device.type == "cpu" and not cpu_supports_bf16():
+        print("prefill: this CPU has no native bf16; bf16 prefill would be slower, not compared")
+        return
+    runs: dict[str, list[Any]] = {"fp32": [], "bf16": []}
+    for q in questions:
+        for prefill in runs:
+            bot.prefill = prefill
+            runs[prefill].append(bot.ask(q, params))
+    bot.prefill = "fp32"
+    same = kept = total = 0
+    for a, b in zip(runs["fp32"], runs["bf16"], strict=True):
+        x, y = bot.encode(a.model_text), bot.encode(b.model_text)
+        kept += next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
+        total += len(x)
+        same += x == y
+    ttft = {k: statistics.median(a.timings.ttft_ms for a in v) for k, v in runs.items()}
+    tps = {k: statistics.median(a.timings.tokens_per_s for a in v) for k, v in runs.items()}
+    print(
+        f"prefill fp32 vs bf16 ({len(questions)} questions): "
+        f"TTFT p50 {ttft['fp32']:.0f} vs {ttft['bf16']:.0f} ms "
+        f"({ttft['bf16'] / ttft['fp32']:.2f}x), tokens/s p50 {tps['fp32']:.1f} vs {tps['bf16']:.1f}; "
+        f"identical answers {same}/{len(questions)}, {kept / max(total, 1):.0%} of fp32's tokens before "
+        f"the first difference"
+    )
 
 
 def time_retrieval(settings: Settings, questions: list[str]) -> Any:

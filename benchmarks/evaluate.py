@@ -366,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "passages",
         "context",
         "evidence_sentences",
+        "prefill",
         "abstain_below",
     )
     parser.add_argument("--questions", default="data/dev_questions.jsonl", help="JSONL question set")

@@ -274,6 +274,25 @@ def test_weak_evidence_abstains_without_generating(bot: Assistant, tmp_path: Pat
     assert logged["abstained"] is True and logged["support_fraction"] == 1.0
 
 
+@pytest.mark.slow
+def test_bf16_prefill_is_used_and_recorded(index_dir, lm_1024, tmp_path) -> None:
+    retriever = Retriever.load(index_dir, encoder=FakeEmbedder())
+    common = dict(model_dir=tmp_path / "no-model", base_model=str(lm_1024), retriever=retriever)
+    greedy = PRESETS["precise"].replace(max_new_tokens=8)
+    fast = Assistant(index_dir, prefill="bf16", log_file=tmp_path / "answers.jsonl", **common).ask(
+        QUESTION, greedy
+    )
+    assert fast.prefill == "bf16" and fast.timings.new_tokens > 0 and fast.text
+    assert monitor.read_log(tmp_path / "answers.jsonl")[-1]["prefill"] == "bf16"
+    assert Assistant(index_dir, **common).ask(QUESTION, greedy).prefill == "fp32"  # the default
+    beams = Assistant(index_dir, prefill="bf16", **common).ask(QUESTION, FAST)
+    assert beams.prefill == "fp32"  # beams copy the cache per candidate: generate reads the prompt itself
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prefill must be one of fp32, bf16"):
+        Assistant(index_dir, retriever=retriever, prefill="int8", load_model=False)
+
+
 def test_context_setting_is_checked(index_dir: Path) -> None:
     from core.errors import ConfigError
 
