@@ -226,7 +226,7 @@ def test_bf16_prefill_cache_continues_the_prompt(tiny_lm) -> None:
     the fp32 model's next-token scores to bf16 accuracy; beams keep generate's own prefill."""
     import torch
 
-    from assistant.generate import prefill_cache
+    from assistant.generate import CACHE_KWARG, prefill_cache
 
     model, tok = tiny_lm
     ids = _ids(tok)
@@ -234,7 +234,7 @@ def test_bf16_prefill_cache_continues_the_prompt(tiny_lm) -> None:
         cache = prefill_cache(model, ids)
         assert cache.get_seq_length() == ids.shape[1] - 1
         assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
-        last = model(input_ids=ids[:, -1:], past_key_values=cache, use_cache=True).logits[0, -1]
+        last = model(input_ids=ids[:, -1:], use_cache=True, **{CACHE_KWARG: cache}).logits[0, -1]
         full = model(input_ids=ids).logits[0, -1]
     assert torch.allclose(last, full, atol=0.05 * full.abs().max().item())
     assert not torch.equal(last, full)  # the prompt really was read in bf16
