@@ -132,7 +132,7 @@ def build_folder(
     index_dir: str | Path,
     *,
     embedder: str | TextEncoder = DEFAULT_EMBEDDER,
-    extractor: str = "pypdf",
+    extractor: str = "pypdfium2",
     workers: int = 2,
     chunk_tokens: int = 200,
     chunk_overlap: int = 32,

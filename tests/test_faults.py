@@ -129,8 +129,8 @@ _BUILD_REPORT = """
 import json, sys
 from indexing.build import build_index
 from tests.test_indexing_build import FakeEmbedder
-report = build_index(sys.argv[1], sys.argv[2], embedder=FakeEmbedder(), workers=2, chunk_tokens=64,
-                     chunk_overlap=8, progress=False, log=lambda _: None)
+report = build_index(sys.argv[1], sys.argv[2], embedder=FakeEmbedder(), extractor=sys.argv[3], workers=2,
+                     chunk_tokens=64, chunk_overlap=8, progress=False, log=lambda _: None)
 print(json.dumps({"indexed": report.indexed, "skipped": report.skipped}))
 """
 
@@ -155,7 +155,8 @@ def _mutate(data: bytes, rng: random.Random, kind: str) -> bytes:
     raise ValueError(kind)
 
 
-def test_mutated_pdfs_never_crash_or_hang_the_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extractor", ["pypdfium2", "pypdf"])
+def test_mutated_pdfs_never_crash_or_hang_the_build(tmp_path: Path, extractor: str) -> None:
     seeds = tmp_path / "seeds"
     sources = [
         make_pdf(seeds / "shell.pdf", filler("shell")),
@@ -172,7 +173,7 @@ def test_mutated_pdfs_never_crash_or_hang_the_build(tmp_path: Path) -> None:
         (corpus / f"mutant-{i:03d}-{kind}.pdf").write_bytes(_mutate(data, rng, kind))
     t0 = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", _BUILD_REPORT, str(corpus), str(tmp_path / "index")],
+        [sys.executable, "-c", _BUILD_REPORT, str(corpus), str(tmp_path / "index"), extractor],
         cwd=REPO, capture_output=True, text=True, timeout=MUTATE_LIMIT_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -183,7 +184,7 @@ def test_mutated_pdfs_never_crash_or_hang_the_build(tmp_path: Path) -> None:
         assert reason and "\n" not in reason and len(reason) <= 300, f"{name}: {reason!r}"
     Store.load(tmp_path / "index")
     print(
-        f"mutated PDFs: {MUTANTS} in {time.monotonic() - t0:.0f} s; "
+        f"mutated PDFs ({extractor}): {MUTANTS} in {time.monotonic() - t0:.0f} s; "
         f"indexed {len(report['indexed']) - 1}, skipped {len(report['skipped'])}, each with a one-line reason"
     )
 
