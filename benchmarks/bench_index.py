@@ -1,5 +1,7 @@
-"""Indexing benchmark: extraction pages/s per extractor, embedding chunks/s, full build vs
-no-op rebuild, and HNSW recall@10 against the exact flat index.
+"""Indexing benchmark: extraction pages/s per extractor, embedding chunks/s per embed backend
+(torch, torch fp32, onnx, onnx-int8) with each one's cosine to torch, full build vs no-op
+rebuild, a full build on onnx-int8 (``ratio full build onnx-int8/torch``), and HNSW recall@10
+against the exact flat index.
 
   python -m benchmarks.bench_index --corpus data/corpus [--recall-sizes 20000,60000]
 
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.config import add_settings_args, settings_from_args
-from core.errors import BookwormError
+from core.errors import BookwormError, ConfigError
 from indexing.pdf import EXTRACTORS, extract_files, find_pdfs
 
 
@@ -39,12 +42,12 @@ def bench_extract(files: list[tuple[Path, str]]) -> dict[str, list]:
     return pages_by
 
 
-def bench_embed(embedder, texts: list[str]) -> float:
+def bench_embed(embedder, texts: list[str], label: str = "") -> float:
     embedder.encode(texts[:8])  # warm-up
     t0 = time.perf_counter()
     embedder.encode(texts)
     dt = time.perf_counter() - t0
-    print(f"embed   {len(texts)} chunks in {dt:6.2f} s = {len(texts) / dt:7.1f} chunks/s")
+    print(f"embed   {label:10} {len(texts)} chunks in {dt:6.2f} s = {len(texts) / dt:7.1f} chunks/s")
     return dt
 
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_settings_args(
         parser, "corpus_dir", "workers", "embedder", "chunk_tokens", "chunk_overlap", "embed_batch_size",
-        "approx_threshold", "extractor",
+        "approx_threshold", "extractor", "embed_backend",
     )  # fmt: skip
     parser.add_argument("--embed-sample", type=int, default=128, help="chunks timed for chunks/s")
     parser.add_argument(
@@ -106,46 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         s = settings_from_args(args)
-        from indexing.build import build_index
-        from indexing.chunking import chunk_pages
-        from indexing.embed import Embedder
-
         root = Path(s.corpus_dir)
         files = [(p, p.relative_to(root).as_posix()) for p in find_pdfs(root)]
         print(f"corpus {root}: {len(files)} PDF(s); embedder {s.embedder}; CPU threads {os.cpu_count()}")
         pages = bench_extract(files)[s.extractor]
-
-        embedder = Embedder(s.embedder, batch_size=s.embed_batch_size)
-        by_file: dict[str, list] = {}
-        for p in pages:
-            by_file.setdefault(p.file, []).append(p)
-        t0 = time.perf_counter()
-        chunks = [
-            c
-            for file_pages in by_file.values()
-            for c in chunk_pages(file_pages, embedder.count_tokens_many, s.chunk_tokens, s.chunk_overlap)
-        ]
-        dt = time.perf_counter() - t0
-        print(f"chunk   {len(chunks)} chunks in {dt:6.2f} s = {len(chunks) / max(dt, 1e-9):7.1f} chunks/s")
-        bench_embed(embedder, [c.text for c in chunks[: args.embed_sample]])
-
-        with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-            index = Path(tmp) / "index"
-            kw = dict(
-                embedder=embedder, extractor=s.extractor, workers=s.workers, chunk_tokens=s.chunk_tokens,
-                chunk_overlap=s.chunk_overlap, approx_threshold=s.approx_threshold, progress=False,
-                log=lambda m: None,
-            )  # fmt: skip
-            t0 = time.perf_counter()
-            full = build_index(root, index, **kw)
-            full_s = time.perf_counter() - t0
-            print(f"build   full:  {full_s:7.2f} s ({full.chunks} chunks, {full.embedded} embedded)")
-            t0 = time.perf_counter()
-            noop = build_index(root, index, **kw)
-            noop_s = time.perf_counter() - t0
-            print(f"build   no-op: {noop_s:7.2f} s ({noop.embedded} embedded, written={noop.written})")
-            base = np.load(index / "embeddings.npy")
-
+        texts = [c.text for c in bench_chunk(pages, s)]
+        encoders = bench_backends(s, texts[: args.embed_sample])
+        full_s, noop_s, base = bench_builds(root, s, encoders)
         sizes = [int(x) for x in args.recall_sizes.split(",") if x.strip()]
         if sizes:
             bench_recall(base, sizes, random=args.recall_random)
@@ -154,6 +124,77 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def bench_chunk(pages: list, s: Any) -> list:
+    from indexing.chunking import chunk_pages
+    from indexing.embed import Embedder
+
+    counter = Embedder(s.embedder, batch_size=s.embed_batch_size)
+    by_file: dict[str, list] = {}
+    for p in pages:
+        by_file.setdefault(p.file, []).append(p)
+    t0 = time.perf_counter()
+    chunks = [
+        c
+        for file_pages in by_file.values()
+        for c in chunk_pages(file_pages, counter.count_tokens_many, s.chunk_tokens, s.chunk_overlap)
+    ]
+    dt = time.perf_counter() - t0
+    print(f"chunk   {len(chunks)} chunks in {dt:6.2f} s = {len(chunks) / max(dt, 1e-9):7.1f} chunks/s")
+    return chunks
+
+
+def bench_backends(s: Any, texts: list[str]) -> dict[str, Any]:
+    """chunks/s of each embed backend on the same chunks: torch at the CPU's best precision (bf16
+    autocast where native), torch fp32, and onnxruntime fp32 / int8 where installed."""
+    from indexing.embed import Embedder, load_encoder
+
+    encoders: dict[str, Any] = {"torch": Embedder(s.embedder, batch_size=s.embed_batch_size)}
+    if encoders["torch"].bf16:
+        encoders["torch fp32"] = Embedder(s.embedder, batch_size=s.embed_batch_size, bf16=False)
+    for backend in ("onnx", "onnx-int8"):
+        try:
+            encoders[backend] = load_encoder(s.embedder, backend, s.embed_batch_size)
+        except ConfigError as e:  # onnxruntime not installed
+            print(f"embed   {backend}: skipped ({e})")
+    reference = encoders["torch"].encode(texts)
+    for label, encoder in encoders.items():
+        dt = bench_embed(encoder, texts, label)
+        cosine = (reference * encoder.encode(texts)).sum(axis=1)
+        print(
+            f"        {label}: cosine to torch min {cosine.min():.4f}, mean {cosine.mean():.4f} ({dt:.1f} s)"
+        )
+    return encoders
+
+
+def bench_builds(root: Path, s: Any, encoders: dict[str, Any]) -> tuple[float, float, np.ndarray]:
+    """Full build and no-op rebuild with the settings' backend; a full build with onnx-int8 too."""
+    from indexing.build import build_index
+
+    kw = dict(
+        extractor=s.extractor, workers=s.workers, chunk_tokens=s.chunk_tokens, chunk_overlap=s.chunk_overlap,
+        approx_threshold=s.approx_threshold, progress=False, log=lambda m: None,
+    )  # fmt: skip
+    main_backend = "torch" if s.embed_backend == "torch" else s.embed_backend
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+        index = Path(tmp) / "index"
+        t0 = time.perf_counter()
+        full = build_index(root, index, embedder=encoders[main_backend], **kw)
+        full_s = time.perf_counter() - t0
+        print(f"build   full ({main_backend}, {s.extractor}): {full_s:7.2f} s ({full.chunks} chunks)")
+        t0 = time.perf_counter()
+        noop = build_index(root, index, embedder=encoders[main_backend], **kw)
+        noop_s = time.perf_counter() - t0
+        print(f"build   no-op: {noop_s:7.2f} s ({noop.embedded} embedded, written={noop.written})")
+        base = np.load(index / "embeddings.npy")
+        if "onnx-int8" in encoders and main_backend != "onnx-int8":
+            t0 = time.perf_counter()
+            build_index(root, Path(tmp) / "index-int8", embedder=encoders["onnx-int8"], **kw)
+            int8_s = time.perf_counter() - t0
+            print(f"build   full (onnx-int8): {int8_s:7.2f} s")
+            print(f"ratio full build onnx-int8/{main_backend}: {int8_s / full_s:.2f}")
+    return full_s, noop_s, base
 
 
 if __name__ == "__main__":

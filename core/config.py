@@ -44,6 +44,9 @@ class Settings:
     embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or folder; the default ships offline
     chunk_tokens: int = 200  # word-pieces per chunk; all-MiniLM-L6-v2 truncates at 256, never exceed it
     chunk_overlap: int = 32  # word-pieces repeated between neighbouring chunks, so no fact is cut in two
+    # torch: under bf16 autocast (CPUs with native bf16) it embeds as fast as onnx-int8 with exact vectors;
+    # onnx-int8 ~1.8x torch fp32 where bf16 is missing (indexing.onnx_embed; needs bookworm[onnx])
+    embed_backend: str = "torch"  # "torch", "onnx" (onnxruntime fp32) or "onnx-int8" (int8 weights)
     embed_batch_size: int = 64  # chunks per encode() call; bigger is faster until memory runs out
     approx_threshold: int = 50_000  # chunks above which HNSW replaces the exact flat index
 
@@ -110,6 +113,11 @@ class Settings:
             ("retrieval", self.retrieval in ("dense", "bm25", "hybrid"), "'dense', 'bm25' or 'hybrid'"),
             ("loss_average", self.loss_average in ("items", "tokens"), "'items' or 'tokens'"),
             ("prefill", self.prefill in ("fp32", "bf16"), "'fp32' or 'bf16'"),
+            (
+                "embed_backend",
+                self.embed_backend in ("torch", "onnx", "onnx-int8"),
+                "'torch', 'onnx' or 'onnx-int8'",
+            ),
         ]
         for name, ok, wanted in problems:
             if not ok:

@@ -22,6 +22,7 @@ BUILD_SETTINGS = (
     "extractor",
     "workers",
     "embedder",
+    "embed_backend",
     "chunk_tokens",
     "chunk_overlap",
     "embed_batch_size",
@@ -58,6 +59,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         s.corpus_dir,
         s.index_dir,
         embedder=s.embedder,
+        embed_backend=s.embed_backend,
         extractor=s.extractor,
         workers=s.workers,
         chunk_tokens=s.chunk_tokens,
@@ -71,7 +73,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from indexing.embed import Embedder
+    from indexing.embed import encoder_for_index
     from indexing.search import search_many
     from indexing.store import Store
 
@@ -88,7 +90,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         queries = [args.query]
     store = Store.load(s.index_dir, embedder=s.embedder)
-    embedder = Embedder(s.embedder, batch_size=s.embed_batch_size)
+    embedder = encoder_for_index(store.manifest)
     results = search_many(store, embedder, queries, args.k)
     for query, hits in zip(queries, results, strict=True):
         if args.json:

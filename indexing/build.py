@@ -24,7 +24,7 @@ from core.errors import ConfigError, StoreError
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
 from indexing.clean import CLEAN_VERSION
-from indexing.embed import Embedder, TextEncoder
+from indexing.embed import TextEncoder, load_encoder
 from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
 from indexing.records import CHUNKS_FILE, Chunk, read_chunks
 from indexing.store import EMBEDDINGS_FILE, read_manifest, write_store
@@ -86,15 +86,22 @@ class _Previous:
 
 
 def _load_previous(
-    index_dir: Path, embedder: str, chunking: dict, log: Callable[[str], None]
+    index_dir: Path, embedder: str, backend: str, chunking: dict, log: Callable[[str], None]
 ) -> _Previous | None:
     """The previous index, if its vectors can be reused for this build's settings."""
     try:
         manifest = read_manifest(index_dir)
     except StoreError:
         return None
-    if manifest.get("embedder", {}).get("name") != embedder or manifest.get("chunking") != chunking:
-        log("Embedder or chunk settings changed since the last build: re-embedding everything.")
+    old = manifest.get("embedder", {})
+    if (
+        old.get("name") != embedder
+        or old.get("backend", "torch") != backend
+        or manifest.get("chunking") != chunking
+    ):
+        log(
+            "Embedder, embed backend or chunk settings changed since the last build: re-embedding everything."
+        )
         return None
     try:
         chunks = read_chunks(index_dir / CHUNKS_FILE)
@@ -132,6 +139,7 @@ def build_folder(
     index_dir: str | Path,
     *,
     embedder: str | TextEncoder = DEFAULT_EMBEDDER,
+    embed_backend: str = "torch",
     extractor: str = "pypdfium2",
     workers: int = 2,
     chunk_tokens: int = 200,
@@ -146,6 +154,8 @@ def build_folder(
     Args:
         embedder: a sentence-transformers name/folder (loaded only if some file needs
             embedding), or a loaded :class:`~indexing.embed.TextEncoder`.
+        embed_backend: "torch", "onnx" or "onnx-int8" for a named embedder (a loaded one
+            says its own); a change re-embeds every file.
         progress: progress bars on stderr.
         log: one-line messages (default: stderr).
 
@@ -157,17 +167,18 @@ def build_folder(
     log = log or (lambda msg: print(msg, file=sys.stderr))
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     name = embedder_id(embedder if isinstance(embedder, str) else embedder.name)
+    backend = embed_backend if isinstance(embedder, str) else getattr(embedder, "backend", "torch")
     chunking = _chunking(extractor, chunk_tokens, chunk_overlap)
     shas, current = _scan(corpus_dir)
     recover_dir(index_dir)  # a crash mid-swap left .<name>.old: put it back, or delete it
-    previous = _load_previous(index_dir, name, chunking, log)
+    previous = _load_previous(index_dir, name, backend, chunking, log)
     work = _reuse(previous, current, shas)
     encoder: TextEncoder | None = None if isinstance(embedder, str) else embedder
     if work.to_extract:
 
         def load() -> TextEncoder:  # only once some file is readable: the tokenizer is needed to chunk
             log(f"Loading the embedder {name}...")
-            return Embedder(str(embedder), batch_size=batch_size)
+            return load_encoder(str(embedder), backend, batch_size=batch_size)
 
         encoder = _extract_and_embed(work, shas, encoder, load, extractor, workers, chunking, progress, log)
     all_chunks, embeddings = _assemble(work, encoder, previous)
@@ -190,7 +201,7 @@ def build_folder(
     ):
         return report(False)
     manifest = {
-        "embedder": _embedder_entry(name, encoder, previous, embeddings.shape[1]),
+        "embedder": _embedder_entry(name, backend, encoder, previous, embeddings.shape[1]),
         "chunking": chunking,
         "corpus_dir": str(corpus_dir),
         "files": work.files,
@@ -350,11 +361,12 @@ def _unchanged(work: _Work, previous: _Previous, shas: dict[str, str]) -> bool:
 
 
 def _embedder_entry(
-    name: str, encoder: TextEncoder | None, previous: _Previous | None, dim: int
+    name: str, backend: str, encoder: TextEncoder | None, previous: _Previous | None, dim: int
 ) -> dict[str, Any]:
     old = previous.manifest["embedder"] if previous else {}
     return {
         "name": name,
+        "backend": backend,  # queries are encoded on the same one (indexing.embed.encoder_for_index)
         "dim": int(dim),
         "max_tokens": int(encoder.max_tokens if encoder is not None else old["max_tokens"]),
         # how the newest vectors were computed (bf16 and fp32 vectors agree to cosine >= 0.999)

@@ -23,6 +23,28 @@ class TextEncoder(Protocol):
     def count_tokens_many(self, texts: list[str]) -> list[int]: ...
 
 
+def load_encoder(
+    name: str = DEFAULT_EMBEDDER, backend: str = "torch", batch_size: int = 64, cache_dir: str | None = None
+) -> TextEncoder:
+    """The embedder ``name`` on ``backend``: "torch" (sentence-transformers), "onnx" or "onnx-int8"."""
+    if backend == "torch":
+        return Embedder(name, batch_size=batch_size)
+    from indexing.onnx_embed import BACKENDS, OnnxEmbedder
+
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown embed backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return OnnxEmbedder(
+        name, int8=backend == "onnx-int8", batch_size=min(batch_size, 32), cache_dir=cache_dir
+    )
+
+
+def encoder_for_index(manifest: dict, cache_dir: str | None = None) -> TextEncoder:
+    """The embedder an index was built with, on the same backend: queries must be encoded as the
+    chunks were (int8 vectors sit within cosine ~0.99 of fp32's, enough to move a ranking)."""
+    embedder = manifest["embedder"]
+    return load_encoder(embedder["name"], embedder.get("backend", "torch"), cache_dir=cache_dir)
+
+
 class Embedder:
     """A sentence-transformers model.
 
@@ -43,6 +65,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         self.name = embedder_id(name)
+        self.backend = "torch"
         self.batch_size = batch_size
         try:
             self.model = SentenceTransformer(embedder_path(name), device=device)
