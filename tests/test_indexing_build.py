@@ -193,14 +193,12 @@ def test_hnsw_above_the_threshold(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_cli_build_search_stats(corpus: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    import indexing.build
     import indexing.embed
 
     def fake(name: str, batch_size: int = 64) -> FakeEmbedder:
         return FakeEmbedder(name=name)
 
-    monkeypatch.setattr(indexing.build, "Embedder", fake)
-    monkeypatch.setattr(indexing.embed, "Embedder", fake)
+    monkeypatch.setattr(indexing.embed, "Embedder", fake)  # build and search load through indexing.embed
     index = str(tmp_path / "index")
     (corpus / "empty.pdf").write_bytes(b"")
     args = ["--corpus", str(corpus), "--index", index, "--embedder", "fake", "--workers", "1"]
