@@ -19,6 +19,7 @@ from typing import Any
 from assistant.records import page_label
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError, ConfigError
+from core.quiet import quiet_libraries
 
 GEN_FLAGS = {  # flag -> (GenerationParams field, type); any of them makes the preset "custom"
     "--temperature": ("temperature", float),
@@ -80,19 +81,6 @@ def _param_help(field: str) -> str:
     from assistant.presets import PARAM_HELP
 
     return PARAM_HELP[field].replace("%", "%%")
-
-
-def _quiet_libraries() -> None:
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def _params(args: argparse.Namespace, settings: Settings) -> tuple[str, Any]:
@@ -269,7 +257,7 @@ COMMANDS = {"ask": cmd_ask, "chat": cmd_chat, "search": cmd_search}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     try:
         if args.command == "eval-retrieval":
             return eval_retrieval(argv[1:])  # argv[0] is the command: the flags follow it

@@ -207,9 +207,9 @@ class Retriever:
         t1 = time.perf_counter()
         model = encoder
         if model is None:
-            from indexing.embed import Embedder
+            from indexing.embed import encoder_for_index
 
-            model = Embedder(store.manifest["embedder"]["name"])
+            model = encoder_for_index(store.manifest)
         t2 = time.perf_counter()
         retriever = cls(
             list(store.chunks),

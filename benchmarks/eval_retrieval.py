@@ -21,6 +21,7 @@ from benchmarks.dev_set import DevQuestion, read_dev_questions
 from benchmarks.metrics import first_relevant_rank, retrieval_metrics
 from core.config import Settings, add_settings_args, settings_from_args
 from core.errors import BookwormError
+from core.quiet import quiet_libraries
 
 RETRIEVAL_SETTINGS = ("index_dir", "embedder", "retrieval", "passages")
 K_ALIAS = {"passages": ("--k",)}  # the assistant CLI's name for the passages setting
@@ -54,20 +55,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
-    """No tokenizer fork warnings or model-loading progress bars between the result lines."""
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def score_modes(settings: Settings, questions: Sequence[DevQuestion]) -> tuple[Retriever, dict[str, Any]]:
     """Every retrieval mode's metrics on ``questions`` and its mean milliseconds per query."""
     retriever = Retriever.load(settings.index_dir, settings.embedder, settings.retrieval)
@@ -91,7 +78,7 @@ def print_table(results: dict[str, Any], n_questions: int, k: int, bm25_seconds:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     try:
         settings = settings_from_args(args)
         questions = read_dev_questions(args.questions)
