@@ -200,20 +200,10 @@ def build_folder(
         and previous.manifest.get("index_type") == index_type
     ):
         return report(False)
-    manifest = {
-        "embedder": _embedder_entry(name, backend, encoder, previous, embeddings.shape[1]),
-        "chunking": chunking,
-        "corpus_dir": str(corpus_dir),
-        "files": work.files,
-        "counts": {
-            "files": len(indexed),
-            "skipped": len(work.files) - len(indexed),
-            "pages": pages,
-            "chunks": len(all_chunks),
-        },
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - t0, 2),
-    }
+    embedder_entry = _embedder_entry(name, backend, encoder, previous, embeddings.shape[1])
+    manifest = _manifest(
+        embedder_entry, chunking, corpus_dir, work.files, indexed, len(all_chunks), pages, t0
+    )
     write_store(index_dir, all_chunks, embeddings, manifest, approx_threshold)
     return report(True)
 
@@ -358,6 +348,33 @@ def _unchanged(work: _Work, previous: _Previous, shas: dict[str, str]) -> bool:
         work.files[rel]["status"] == "skipped" and work.files[rel]["reason"] == previous.files[rel]["reason"]
         for _, rel in work.to_extract
     )
+
+
+def _manifest(
+    embedder: dict[str, Any],
+    chunking: dict[str, Any],
+    corpus_dir: Path,
+    files: dict[str, dict[str, Any]],
+    indexed: list[str],
+    chunks: int,
+    pages: int,
+    t0: float,
+) -> dict[str, Any]:
+    """How the index was made: what loading checks (embedder, chunking) and what the UI shows."""
+    return {
+        "embedder": embedder,
+        "chunking": chunking,
+        "corpus_dir": str(corpus_dir),
+        "files": files,
+        "counts": {
+            "files": len(indexed),
+            "skipped": len(files) - len(indexed),
+            "pages": pages,
+            "chunks": chunks,
+        },
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def _embedder_entry(

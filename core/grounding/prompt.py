@@ -239,24 +239,52 @@ def build_prompt(
             f"the question needs {template + question_tokens} tokens and the answer {max_new_tokens}, "
             f"over the model's {window}-token window: shorten the question or lower max_new_tokens"
         )
+    reserve = min(min_passage_tokens, available)  # history may not eat the passages' reserve
+    kept, history_tokens = _fit_history(history, question, available - reserve, count, render)
+    passage_budget = available - history_tokens
+    shown, cut_last = _fit_passages(passages, passage_budget, count)
 
-    # history: newest first, while passages keep their reserve
-    reserve = min(min_passage_tokens, available)
+    def assemble(ps: list[Passage], turns: list[Turn]) -> str:
+        block = sources_block([format_passage(i + 1, p) for i, p in enumerate(ps)]) if ps else ""
+        return render(block, turns, question)
+
+    text, shown, kept, cut = _shrink_to_limit(shown, kept, limit, count, assemble)
+    budget = Budget(window, max_new_tokens, template, question_tokens, history_tokens, passage_budget)
+    return Prompt(
+        text=text,
+        n_tokens=count(text),
+        passages=shown,
+        history=kept,
+        budget=budget,
+        cut_last=cut_last or cut,
+        dropped_passages=len(passages) - len(shown),
+        dropped_turns=len(history) - len(kept),
+    )
+
+
+def _fit_history(
+    history: Sequence[Turn], question: str, room: int, count: Counter, render: Renderer
+) -> tuple[list[Turn], int]:
+    """The newest turns that fit in ``room`` tokens, and their cost."""
+    empty = sources_block([])
+    base = count(render(empty, [], question))
     kept: list[Turn] = []
-    history_tokens = 0
+    cost_kept = 0
     for turn in reversed(history):
         trial = [turn, *kept]
-        cost = count(render(empty, trial, question)) - template - question_tokens
-        if cost > available - reserve:
+        cost = count(render(empty, trial, question)) - base
+        if cost > room:
             break
-        kept, history_tokens = trial, cost
-    passage_budget = available - history_tokens
+        kept, cost_kept = trial, cost
+    return kept, cost_kept
 
-    # passages in rank order; the first that does not fit whole is cut, then we stop
+
+def _fit_passages(passages: Sequence[Passage], budget: int, count: Counter) -> tuple[list[Passage], bool]:
+    """Passages in rank order; the first that does not fit whole is cut, then no more. (shown, cut?)"""
     shown: list[Passage] = []
-    used, cut_last = 0, False
+    used = 0
     for i, p in enumerate(passages):
-        room = passage_budget - used - 1  # one newline joins each block
+        room = budget - used - 1  # one newline joins each block
         cost = count(format_passage(i + 1, p))
         if cost <= room:
             shown.append(p)
@@ -267,40 +295,35 @@ def build_prompt(
         text = cut_to_tokens(p.text, room - head, count, word_fallback=not shown)
         if text:
             shown.append(dataclasses.replace(p, text=text))
-            cut_last = True
+            return shown, True
         break
+    return shown, False
 
-    # exact count of the assembled prompt; shrink the last passage until it fits
-    def assemble(ps: list[Passage]) -> str:
-        block = sources_block([format_passage(i + 1, p) for i, p in enumerate(ps)]) if ps else ""
-        return render(block, kept, question)
 
-    text = assemble(shown)
+def _shrink_to_limit(
+    shown: list[Passage],
+    kept: list[Turn],
+    limit: int,
+    count: Counter,
+    assemble: Callable[[list[Passage], list[Turn]], str],
+) -> tuple[str, list[Passage], list[Turn], bool]:
+    """Count the assembled prompt exactly; shrink the last passage (then drop turns, only if the
+    history alone overflows: pathological counters) until it fits. (text, passages, turns, cut?)"""
+    cut_any = False
+    text = assemble(shown, kept)
     n_tokens = count(text)
     while n_tokens > limit and shown:
         last = shown[-1]
-        over = n_tokens - limit
-        target = count(last.text) - over - 2
+        target = count(last.text) - (n_tokens - limit) - 2
         cut = cut_to_tokens(last.text, target, count, len(shown) == 1) if target > 0 else ""
         shown = [*shown[:-1], dataclasses.replace(last, text=cut)] if cut else shown[:-1]
-        cut_last = True
-        text = assemble(shown)
+        cut_any = True
+        text = assemble(shown, kept)
         n_tokens = count(text)
-    while n_tokens > limit and kept:  # only if the history alone overflows (pathological counters)
+    while n_tokens > limit and kept:
         kept = kept[1:]
-        text = assemble(shown)
+        text = assemble(shown, kept)
         n_tokens = count(text)
     if n_tokens > limit:
         raise PromptError(f"the prompt needs {n_tokens} tokens; the model allows {limit} beside the answer")
-
-    budget = Budget(window, max_new_tokens, template, question_tokens, history_tokens, passage_budget)
-    return Prompt(
-        text=text,
-        n_tokens=n_tokens,
-        passages=shown,
-        history=kept,
-        budget=budget,
-        cut_last=cut_last,
-        dropped_passages=len(passages) - len(shown),
-        dropped_turns=len(history) - len(kept),
-    )
+    return text, shown, kept, cut_any
