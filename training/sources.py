@@ -142,9 +142,9 @@ def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any)
 
     store = Store.load(index_dir, getattr(encoder, "name", None))
     if encoder is None:
-        from indexing.embed import Embedder
+        from indexing.embed import encoder_for_index
 
-        encoder = Embedder(store.manifest["embedder"]["name"])
+        encoder = encoder_for_index(store.manifest)
     memo = MemoEmbed(encoder.encode)
 
     def ranked(texts: list[str]) -> list[list[Chunk]]:
