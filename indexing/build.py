@@ -305,7 +305,6 @@ def _extract_and_embed(
         work.files[ex.file] = entry
         done = f"{ex.n_pages} pages, {len(chunks)} chunks embedded" if ex.ok else f"skipped: {ex.reason}"
         log(f"  {ex.file}: {done}")
-    work.files = {rel: work.files[rel] for rel in sorted(work.files)}
     return enc
 
 

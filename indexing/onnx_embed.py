@@ -70,13 +70,17 @@ def pooling_of(folder: Path) -> tuple[str, bool]:
 
 def exported(folder: Path, int8: bool, cache_dir: str | Path | None = None) -> Path:
     """The model's ONNX file (int8: dynamically quantized), exported on first use and cached by the
-    weights' hash, so another model or new weights never reuse a stale export."""
+    weights file's path, size and mtime, so another model or new weights never reuse a stale export
+    (and loading never reads the weights just to find the cache)."""
     weights = next(
         (folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()), None
     )
     if weights is None:
         raise ModelError(f"{folder}: no model.safetensors or pytorch_model.bin to export")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    stat = weights.stat()
+    digest = hashlib.sha256(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[
+        :16
+    ]
     target = cache_root(cache_dir) / "onnx" / f"{folder.name}-{digest}"
     name = "model_int8.onnx" if int8 else "model.onnx"
     if not (target / name).is_file():
