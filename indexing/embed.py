@@ -33,9 +33,7 @@ def load_encoder(
 
     if backend not in BACKENDS:
         raise ModelError(f"unknown embed backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return OnnxEmbedder(
-        name, int8=backend == "onnx-int8", batch_size=min(batch_size, 32), cache_dir=cache_dir
-    )
+    return OnnxEmbedder(name, int8=backend == "onnx-int8", batch_size=batch_size, cache_dir=cache_dir)
 
 
 def encoder_for_index(manifest: dict, cache_dir: str | None = None) -> TextEncoder:
