@@ -12,23 +12,11 @@ from pathlib import Path
 import streamlit as st
 
 from assistant import pipeline, status
-from core.config import Settings, add_settings_args, settings_from_args
+from core.config import Settings, add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError
 
-SETTINGS_FLAGS = (
-    "index_dir",
-    "corpus_dir",
-    "embedder",
-    "model_dir",
-    "base_model",
-    "offline_fallback",
-    "cache_dir",
-    "log_file",
-    "preset",
-    "passages",
-    "retrieval",
-    "history_turns",
-)
+# what `python -m assistant ask` takes, and the corpus folder the status check compares the index with
+SETTINGS_FLAGS = (*settings_in("retrieval", "model", "answering"), "corpus_dir")
 
 
 # --- settings -----------------------------------------------------------------------
