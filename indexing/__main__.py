@@ -93,6 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from core.layout import IndexFiles
     from indexing.store import Store, chunks_sha256
 
     s = settings_from_args(args)
@@ -110,7 +111,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for rel, e in m["files"].items():
         detail = f"{e['pages']} pages, {e['chunks']} chunks" if e["status"] == "indexed" else e["reason"]
         print(f"  {e['status']:8} {rel}: {detail}")
-    print(f"chunks.jsonl sha256: {chunks_sha256(s.index_dir)}")
+    print(f"{IndexFiles.CHUNKS} sha256: {chunks_sha256(s.index_dir)}")
     return 0
 
 
