@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.records import page_label
-from core.config import Settings, add_settings_args, settings_from_args
+from core.config import Settings, add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError, ConfigError
 from core.quiet import quiet_libraries
 
@@ -31,20 +31,8 @@ GEN_FLAGS = {  # flag -> (GenerationParams field, type); any of them makes the p
     "--seed": ("seed", int),
     "--copy-boost": ("copy_boost", float),
 }
-RETRIEVAL_SETTINGS = ("index_dir", "embedder", "retrieval", "passages")
-MODEL_SETTINGS = (
-    "model_dir",
-    "base_model",
-    "offline_fallback",
-    "cache_dir",
-    "log_file",
-    "preset",
-    "history_turns",
-    "context",
-    "evidence_sentences",
-    "prefill",
-    "abstain_below",
-)
+RETRIEVAL_SETTINGS = settings_in("retrieval")  # search and eval-retrieval
+ANSWER_SETTINGS = settings_in("retrieval", "model", "answering")  # ask and chat
 K_ALIAS = {"passages": ("--k",)}
 
 
@@ -57,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the whole answer record as JSON")
     chat = sub.add_parser("chat", help="multi-turn chat in the terminal (empty line or Ctrl-D ends)")
     for p in (ask, chat):
-        add_settings_args(p, *RETRIEVAL_SETTINGS, *MODEL_SETTINGS, aliases=K_ALIAS)
+        add_settings_args(p, *ANSWER_SETTINGS, aliases=K_ALIAS)
         for flag, (field, typ) in GEN_FLAGS.items():
             p.add_argument(flag, type=typ, default=None, help=_param_help(field))
         sample_help = _param_help("do_sample")

@@ -1,34 +1,18 @@
 """Which model answers: the fine-tuned folder when it exists, else the base model.
 
-training and the assistant meet only through the model folder: ``config.json`` + weights +
-``training_manifest.json`` (base model used, data hash, perplexities).
+training and the assistant meet only through the model folder (``core.layout.ModelFiles``): a
+transformers model + the training manifest (base model used, data hash, perplexities).
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 from assistant.records import ModelInfo
 from core.atomic import readable_dir
+from core.layout import ModelFiles, model_ready
 from core.sources import LMSource, resolve_lm
-
-TRAINING_MANIFEST = "training_manifest.json"
-
-
-def read_training_manifest(model_dir: str | Path) -> dict[str, Any] | None:
-    """The training manifest, or None when missing or unreadable."""
-    path = Path(model_dir) / TRAINING_MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def is_model_dir(path: str | Path | None) -> bool:
-    return bool(path) and (Path(path) / "config.json").is_file()
 
 
 def resolve_model(
@@ -47,7 +31,7 @@ def resolve_model(
     # a training run killed between the two renames of its swap leaves only .<name>.old: that
     # is still the fine-tuned model, not a reason to fall back to the base one
     folder = readable_dir(model_dir) if model_dir else None
-    if is_model_dir(folder):
+    if folder is not None and ModelFiles(folder).holds_model():
         return _fine_tuned(model_dir, folder)
     return _base(model_dir, base_model, offline_fallback, cache_dir)
 
@@ -55,10 +39,10 @@ def resolve_model(
 def _fine_tuned(model_dir: str | Path, folder: Path) -> tuple[ModelInfo, LMSource]:
     """The model in ``folder`` (``model_dir`` itself, or its ``.old`` in a swap's crash window)."""
     source = resolve_lm(str(folder))
-    manifest = read_training_manifest(folder)
+    manifest = ModelFiles(folder).read_manifest()
     base = ((manifest or {}).get("base_model") or {}).get("used") or "unknown"
     ppl = (manifest or {}).get("perplexity") or {}
-    note = "" if manifest else f"{model_dir} has no {TRAINING_MANIFEST}; treated as a fine-tuned model"
+    note = "" if manifest else f"{model_dir} has no {ModelFiles.MANIFEST}; treated as a fine-tuned model"
     if folder != Path(model_dir):
         note = (
             f"{model_dir} is missing (a training run was interrupted while saving); answering with "
@@ -85,8 +69,7 @@ def _base(
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_lm(base_model, offline_fallback=offline_fallback, cache_dir=cache_dir)
     note = (
-        f"no fine-tuned model at {model_dir} (run `make train`); answering with the base model "
-        f"{source.description}"
+        f"{model_ready(model_dir)}; answering with the base model {source.description}"
         if model_dir
         else f"answering with the base model {source.description}"
     )

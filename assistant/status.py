@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from assistant.model import TRAINING_MANIFEST, is_model_dir, read_training_manifest
+from core.layout import IndexFiles, ModelFiles, index_ready, model_ready
 from core.sources import embedder_id
 from indexing.pdf import file_sha256, find_pdfs
-from indexing.records import CHUNKS_FILE, MANIFEST_FILE
 
 # training_manifest.json "format" from which chunks were packed with the document separator;
 # training owns the number (training.manifest.MANIFEST_FORMAT) but assistant may not import it
@@ -29,7 +28,7 @@ class Problem:
 
 def chunks_hash(index_dir: str | Path) -> str | None:
     """sha256 of chunks.jsonl (what training records as data.chunks_sha256), None when missing."""
-    path = Path(index_dir) / CHUNKS_FILE
+    path = IndexFiles(index_dir).chunks
     return _cached_sha256(path) if path.is_file() else None
 
 
@@ -47,29 +46,25 @@ def _cached_sha256(path: Path) -> str:
 def check_index(
     index_dir: str | Path, corpus_dir: str | Path | None = None, embedder: str | None = None
 ) -> list[Problem]:
-    index_dir = Path(index_dir)
+    files = IndexFiles(index_dir)
     build = "make index"
-    manifest_path = index_dir / MANIFEST_FILE
-    if not manifest_path.is_file():
-        return [Problem("error", f"No search index in {index_dir}: index your PDFs first.", build)]
+    not_ready = index_ready(index_dir)
+    if not_ready:
+        return [Problem("error", _sentence(not_ready), build)]
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
     except ValueError:
-        return [Problem("error", f"The index manifest {manifest_path} is unreadable; rebuild it.", build)]
+        return [Problem("error", f"The index manifest {files.manifest} is unreadable; rebuild it.", build)]
     problems: list[Problem] = []
-    missing = [n for n in (CHUNKS_FILE, "index.faiss") if not (index_dir / n).is_file()]
-    if missing:
-        problems.append(Problem("error", f"The index in {index_dir} lacks {', '.join(missing)}.", build))
-    else:
-        with open(index_dir / CHUNKS_FILE, "rb") as f:
-            n_lines = sum(1 for line in f if line.strip())
-        expected = (manifest.get("counts") or {}).get("chunks")
-        if expected is not None and expected != n_lines:
-            problems.append(
-                Problem("error", f"The index is inconsistent ({n_lines} chunks, manifest {expected}).", build)
-            )
-        elif n_lines == 0:
-            problems.append(Problem("error", "The index holds no text (no readable PDFs?).", build))
+    with open(files.chunks, "rb") as f:
+        n_lines = sum(1 for line in f if line.strip())
+    expected = (manifest.get("counts") or {}).get("chunks")
+    if expected is not None and expected != n_lines:
+        problems.append(
+            Problem("error", f"The index is inconsistent ({n_lines} chunks, manifest {expected}).", build)
+        )
+    elif n_lines == 0:
+        problems.append(Problem("error", "The index holds no text (no readable PDFs?).", build))
     built_with = (manifest.get("embedder") or {}).get("name")
     if embedder and built_with and embedder_id(embedder) != embedder_id(built_with):
         problems.append(
@@ -105,17 +100,18 @@ def _stale(corpus_dir: Path, manifest: dict) -> list[Problem]:
 
 
 def check_model(model_dir: str | Path | None, index_dir: str | Path | None = None) -> list[Problem]:
-    if not model_dir or not is_model_dir(model_dir):
+    not_ready = model_ready(model_dir)
+    if not_ready:
         return [
             Problem(
                 "warning",
-                f"No fine-tuned model in {model_dir}: answers come from the base model.",
+                f"{_sentence(not_ready)} Until then answers come from the base model.",
                 "make train",
             )
         ]
-    manifest = read_training_manifest(model_dir)
+    manifest = ModelFiles(model_dir).read_manifest()
     if manifest is None:
-        return [Problem("info", f"{model_dir} has no {TRAINING_MANIFEST}: its origin is unknown.", None)]
+        return [Problem("info", f"{model_dir} has no {ModelFiles.MANIFEST}: its origin is unknown.", None)]
     packed_with = manifest.get("format")  # absent: not written by bookworm's training, origin unknown
     if isinstance(packed_with, int) and packed_with < SEPARATOR_FORMAT:
         # retraining also picks up a newer index, so this one problem covers both
@@ -132,6 +128,11 @@ def check_model(model_dir: str | Path | None, index_dir: str | Path | None = Non
     if trained_on and current and trained_on != current:
         return [Problem("info", "Fine-tuned on an older index; retrain to learn new books.", "make train")]
     return []
+
+
+def _sentence(reason: str) -> str:
+    """A reason from core.layout ("no index at ...: run `make index`") as a sentence for the page."""
+    return reason[0].upper() + reason[1:] + "."
 
 
 def check(

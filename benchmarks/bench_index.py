@@ -26,6 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError, ConfigError
+from core.layout import IndexFiles
 from indexing.pdf import EXTRACTORS, extract_files, find_pdfs
 
 
@@ -187,7 +188,7 @@ def bench_builds(root: Path, s: Any, encoders: dict[str, Any]) -> tuple[float, f
         noop = build_index(root, index, embedder=encoders[main_backend], **kw)
         noop_s = time.perf_counter() - t0
         print(f"build   no-op: {noop_s:7.2f} s ({noop.embedded} embedded, written={noop.written})")
-        base = np.load(index / "embeddings.npy")
+        base = np.load(IndexFiles(index).embeddings)
         if "onnx-int8" in encoders and main_backend != "onnx-int8":
             t0 = time.perf_counter()
             build_index(root, Path(tmp) / "index-int8", embedder=encoders["onnx-int8"], **kw)

@@ -30,7 +30,8 @@ from typing import Any
 
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError, StoreError
-from indexing.records import CHUNKS_FILE, read_chunks
+from core.layout import IndexFiles
+from indexing.records import read_chunks
 from training.data import pack, pad_to_max_length, separator_id
 
 # training's default block_size (and batch_size 2 below), so the ratio speaks for `make train`;
@@ -130,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-        path = Path(settings.index_dir) / CHUNKS_FILE
+        path = IndexFiles(settings.index_dir).chunks
         if not path.exists():
-            raise StoreError(f"no {CHUNKS_FILE} in {settings.index_dir}: run `make index` first")
+            raise StoreError(f"no {IndexFiles.CHUNKS} in {settings.index_dir}: run `make index` first")
         device = choose_device(args)
         tok_path = args.tokenizer or default_tokenizer_path(settings.cache_dir or None)
         padded, packed, pad_id = build_rows(path, tok_path, args)

@@ -19,11 +19,10 @@ from typing import Any
 from assistant.retrieve import MODES, Retriever
 from benchmarks.dev_set import DevQuestion, read_dev_questions
 from benchmarks.metrics import first_relevant_rank, retrieval_metrics
-from core.config import Settings, add_settings_args, settings_from_args
+from core.config import Settings, add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError
 from core.quiet import quiet_libraries
 
-RETRIEVAL_SETTINGS = ("index_dir", "embedder", "retrieval", "passages")
 K_ALIAS = {"passages": ("--k",)}  # the assistant CLI's name for the passages setting
 
 
@@ -51,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--questions", default="data/dev_questions.jsonl")
     parser.add_argument("--json", action="store_true")
-    add_settings_args(parser, *RETRIEVAL_SETTINGS, aliases=K_ALIAS)
+    add_settings_args(parser, *settings_in("retrieval"), aliases=K_ALIAS)
     return parser
 
 

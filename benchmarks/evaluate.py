@@ -76,8 +76,9 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
     """Base and fine-tuned perplexity on the training run's held-out chunks, scored here afresh."""
     import torch
 
+    from core.layout import IndexFiles
     from core.sources import load_lm
-    from indexing.records import CHUNKS_FILE, read_chunks
+    from indexing.records import read_chunks
     from indexing.store import chunks_sha256
     from training.data import split_chunks
     from training.evaluate import perplexity
@@ -93,7 +94,7 @@ def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_block
             f"{index_dir} changed since {model_info.model_id} was trained, so its held-out split may hold "
             "training text: run `make train` (or pass --skip-perplexity)"
         )
-    held = split_chunks(read_chunks(Path(index_dir) / CHUNKS_FILE), eval_fraction).eval
+    held = split_chunks(read_chunks(IndexFiles(index_dir).chunks), eval_fraction).eval
     texts = [c.text for c in held]
     out = {}
     paths = [("base", base_source.path)]

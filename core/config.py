@@ -3,7 +3,12 @@ library functions take plain arguments.
 
 Values come, lowest priority first, from the defaults below, a TOML file
 (``bookworm.toml`` in the working folder, or ``--config FILE``), then command-line flags.
-An unknown key or a value of the wrong type is an error, never silently ignored.
+An unknown key, a value of the wrong type or one out of range is an error, never silently ignored.
+
+A new setting is declared once, in :class:`Settings`, with ``setting(section, default, help)``:
+every command that takes its section offers its flag (:func:`settings_in`), a training one is
+a hyperparameter too (``training.hyperparameters``). Its allowed values go in ``CHOICES`` or
+``RANGES``, and its row in the README's configuration table (``tests/test_docs.py`` checks it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,112 +32,261 @@ else:  # pragma: no cover
 DEFAULT_CONFIG_FILE = "bookworm.toml"
 
 
+# The sections a setting may belong to. Each field names its own section (where it is declared and
+# documented) and, in ``also``, the other sections whose commands take it too: `python -m indexing build`
+# takes settings_in("indexing"), which includes corpus_dir and index_dir, declared under "paths".
+SECTIONS = ("paths", "indexing", "model", "training", "retrieval", "answering", "app")
+
+
+def setting(section: str, default: Any, help: str, also: tuple[str, ...] = ()) -> Any:
+    """A :class:`Settings` field: its default, the help its flag shows (and the README's reference),
+    its section, and the other sections whose commands take it too."""
+    return dataclasses.field(default=default, metadata={"help": help, "section": section, "also": also})
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # --- where things live -------------------------------------------------------
-    corpus_dir: str = "data/corpus"  # PDFs to index, searched recursively
-    index_dir: str = "data/index"  # FAISS store + chunks.jsonl + manifest.json (written by indexing)
-    model_dir: str = "models/finetuned"  # fine-tuned model (written by training, read by the assistant)
-    log_file: str = "logs/answers.jsonl"  # monitoring log: one JSON line per answer and per 👍/👎
-    cache_dir: str = ""  # converted offline models; "" = $BOOKWORM_CACHE or ~/.cache/bookworm
+    corpus_dir: str = setting(
+        "paths", "data/corpus", "PDFs to index, searched recursively", also=("indexing",)
+    )
+    index_dir: str = setting(
+        "paths",
+        "data/index",
+        "FAISS store + chunks.jsonl + manifest.json (written by indexing)",
+        also=("indexing", "training", "retrieval"),
+    )
+    model_dir: str = setting(
+        "paths",
+        "models/finetuned",
+        "fine-tuned model (written by training, read by the assistant)",
+        also=("training", "answering"),
+    )
+    log_file: str = setting(
+        "paths",
+        "logs/answers.jsonl",
+        "monitoring log: one JSON line per answer and per 👍/👎",
+        also=("answering",),
+    )
+    cache_dir: str = setting(
+        "paths", "", 'converted offline models; "" = $BOOKWORM_CACHE or ~/.cache/bookworm', also=("model",)
+    )
 
     # --- indexing ----------------------------------------------------------------
     # pypdf: pypdfium2 retrieves as well (dev hit@5 0.889 both) and builds faster, but two 10-minute
     # fine-tunes on its text answered with the abstention on 47% and 68% of answerable held-out examples,
     # the pypdf-trained one on 0% of the same examples (README, benchmarks)
-    extractor: str = "pypdf"  # "pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)
-    workers: int = 2  # processes extracting PDFs in parallel; 1 = in-process
-    embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or folder; the default ships offline
-    chunk_tokens: int = 200  # word-pieces per chunk; all-MiniLM-L6-v2 truncates at 256, never exceed it
-    chunk_overlap: int = 32  # word-pieces repeated between neighbouring chunks, so no fact is cut in two
+    extractor: str = setting(
+        "indexing", "pypdf", '"pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)'
+    )
+    workers: int = setting("indexing", 2, "processes extracting PDFs in parallel; 1 = in-process")
+    embedder: str = setting(
+        "indexing",
+        "all-MiniLM-L6-v2",
+        "sentence-transformers name or folder; the default ships offline",
+        also=("retrieval",),  # queries are embedded with the index's own embedder
+    )
+    chunk_tokens: int = setting(
+        "indexing", 200, "word-pieces per chunk; all-MiniLM-L6-v2 truncates at 256, never exceed it"
+    )
+    chunk_overlap: int = setting(
+        "indexing", 32, "word-pieces repeated between neighbouring chunks, so no fact is cut in two"
+    )
     # torch: under bf16 autocast (CPUs with native bf16) it embeds as fast as onnx-int8 with exact vectors;
     # onnx-int8 ~1.8x torch fp32 where bf16 is missing (indexing.onnx_embed; needs bookworm[onnx])
-    embed_backend: str = "torch"  # "torch", "onnx" (onnxruntime fp32) or "onnx-int8" (int8 weights)
-    embed_batch_size: int = 64  # chunks per encode() call; bigger is faster until memory runs out
-    approx_threshold: int = 50_000  # chunks above which HNSW replaces the exact flat index
+    embed_backend: str = setting(
+        "indexing", "torch", '"torch", "onnx" (onnxruntime fp32) or "onnx-int8" (int8 weights)'
+    )
+    embed_batch_size: int = setting(
+        "indexing", 64, "chunks per encode() call; bigger is faster until memory runs out"
+    )
+    approx_threshold: int = setting(
+        "indexing", 50_000, "chunks above which HNSW replaces the exact flat index"
+    )
 
-    # --- training ----------------------------------------------------------------
-    base_model: str = "gpt2"  # hub id, local folder, .gguf file, or "smollm2-135m" (packaged, offline)
-    offline_fallback: bool = True  # use the packaged smollm2-135m when base_model cannot be loaded
-    epochs: float = 3.0  # passes over the training chunks (the guide's 3)
-    batch_size: int = 2  # blocks per device per step (the guide's 2)
-    grad_accum: int = 1  # steps whose gradients add up before one optimizer update
-    learning_rate: float = 5e-5  # the guide's 5e-5: small, so the model keeps what it knew
-    warmup_ratio: float = 0.05  # share of steps with a linearly rising learning rate
-    lr_scheduler: str = "cosine"  # learning-rate schedule after warm-up (any transformers name)
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    block_size: int = 512  # tokens per packed block, capped at the model's context window
-    eval_fraction: float = 0.05  # share of each file's chunks held out for perplexity (evenly spaced)
-    eval_blocks: int = 32  # held-out blocks scored for perplexity (spread evenly); 0 = all. Caps eval time
-    max_steps: int = -1  # stop after this many optimizer steps; -1 = run all epochs
-    time_budget: float = 0.0  # minutes; stop cleanly (and save) when spent; 0 = no limit
-    gradient_checkpointing: bool = False  # trade ~30% speed for much less activation memory
-    precision: str = "auto"  # "auto": bf16 on CUDA (fp16 if unsupported) and on bf16-capable CPUs, else fp32
-    seed: int = 42  # makes the split, the shuffling and the initialisation repeatable
+    # --- the model: what training starts from, and what answers when there is no fine-tuned one ---
+    base_model: str = setting(
+        "model", "gpt2", 'hub id, local folder, .gguf file, or "smollm2-135m" (packaged, offline)'
+    )
+    offline_fallback: bool = setting(
+        "model", True, "use the packaged smollm2-135m when base_model cannot be loaded"
+    )
+
+    # --- training: the fields of training.hyperparameters.Hyperparameters --------
+    epochs: float = setting("training", 3.0, "passes over the training chunks (the guide's 3)")
+    batch_size: int = setting("training", 2, "blocks per device per step (the guide's 2)")
+    grad_accum: int = setting("training", 1, "steps whose gradients add up before one optimizer update")
+    learning_rate: float = setting(
+        "training", 5e-5, "the guide's 5e-5: small, so the model keeps what it knew"
+    )
+    warmup_ratio: float = setting("training", 0.05, "share of steps with a linearly rising learning rate")
+    lr_scheduler: str = setting(
+        "training", "cosine", "learning-rate schedule after warm-up (any transformers name)"
+    )
+    weight_decay: float = setting("training", 0.01, "AdamW decoupled weight decay")
+    block_size: int = setting(
+        "training", 512, "tokens per packed block, capped at the model's context window"
+    )
+    eval_fraction: float = setting(
+        "training", 0.05, "share of each file's chunks held out for perplexity (evenly spaced)"
+    )
+    eval_blocks: int = setting(
+        "training", 32, "held-out blocks scored for perplexity (spread evenly); 0 = all. Caps eval time"
+    )
+    max_steps: int = setting("training", -1, "stop after this many optimizer steps; -1 = run all epochs")
+    time_budget: float = setting("training", 0.0, "minutes; stop cleanly (and save) when spent; 0 = no limit")
+    gradient_checkpointing: bool = setting(
+        "training", False, "trade ~30% speed for much less activation memory"
+    )
+    precision: str = setting(
+        "training",
+        "auto",
+        '"auto": bf16 on CUDA (fp16 if unsupported) and on bf16-capable CPUs, else fp32',
+    )
+    seed: int = setting("training", 42, "makes the split, the shuffling and the initialisation repeatable")
     # Answer-from-sources (RAFT) examples mixed into the raw text: a question made from the books'
     # outline or a definition, its source among retrieved distractors, the target quoting it with [n].
-    sources_share: float = 0.5  # share of training items that are answer-from-sources examples (0: raw text)
-    sources_examples: int = 160  # answer-from-sources examples built (~0.2 s each); 10 min on 2 cores use ~60
-    lora_rank: int = 0  # 0 = full fine-tuning (fits 124-135M models); r > 0 = rank-r LoRA adapters (peft)
-    sources_eval: int = 12  # held-out answer-from-sources examples answered before and after (~5 s each, CPU)
+    sources_share: float = setting(
+        "training", 0.5, "share of training items that are answer-from-sources examples (0: raw text)"
+    )
+    sources_examples: int = setting(
+        "training", 160, "answer-from-sources examples built (~0.2 s each); 10 min on 2 cores use ~60"
+    )
+    lora_rank: int = setting(
+        "training", 0, "0 = full fine-tuning (fits 124-135M models); r > 0 = rank-r LoRA adapters (peft)"
+    )
+    sources_eval: int = setting(
+        "training", 12, "held-out answer-from-sources examples answered before and after (~5 s each, CPU)"
+    )
     # tokens: a 512-token block outweighs a ~30-token answer ~15:1. Weighing items the same gave the answers
     # more of the gradient but, in 10 minutes, worse held-out answers (F1 0.356 -> 0.265 on 28 examples,
     # 17% abstentions on answerable ones; README, fine-tuning)
-    loss_average: str = "tokens"  # "tokens" (mean over a batch's labelled tokens) or "items" (per item)
+    loss_average: str = setting(
+        "training",
+        "tokens",
+        '"tokens" (mean over a batch\'s labelled tokens) or "items" (per item)',
+    )
+
+    # --- retrieval ---------------------------------------------------------------
+    passages: int = setting("retrieval", 5, "retrieved passages offered to the model")
+    # dense: on data/dev_questions.jsonl hybrid raised MRR@5 (0.787 -> 0.833) but only tied hit@5 (0.926),
+    # and the rule for making it the default was "raises both" (`python -m assistant eval-retrieval`)
+    retrieval: str = setting(
+        "retrieval", "dense", '"dense", "bm25" or "hybrid" (reciprocal-rank fusion of both)'
+    )
 
     # --- answering ---------------------------------------------------------------
     # precise: greedy decoding streams from the first token and, with the evidence prompt, answered the dev
     # set as well as the 4-beam technical preset at a fraction of its time (README, evaluation)
-    preset: str = "precise"  # generation preset: precise, technical, balanced, creative or custom
-    passages: int = 5  # retrieved passages offered to the model
-    # dense: on data/dev_questions.jsonl hybrid raised MRR@5 (0.787 -> 0.833) but only tied hit@5 (0.926),
-    # and the rule for making it the default was "raises both" (`python -m assistant eval-retrieval`)
-    retrieval: str = "dense"  # "dense", "bm25" or "hybrid" (reciprocal-rank fusion of both)
-    history_turns: int = 2  # earlier question/answer pairs kept in the prompt, budget allowing
-    context: str = "evidence"  # "evidence" (the best sentences, ~400 tokens) or "passages" (whole passages)
-    evidence_sentences: int = 3  # sentences picked from the passages as evidence (2-4 read best)
+    preset: str = setting(
+        "answering", "precise", "generation preset: precise, technical, balanced, creative or custom"
+    )
+    history_turns: int = setting(
+        "answering", 2, "earlier question/answer pairs kept in the prompt, budget allowing"
+    )
+    context: str = setting(
+        "answering",
+        "evidence",
+        '"evidence" (the best sentences, ~400 tokens) or "passages" (whole passages)',
+    )
+    evidence_sentences: int = setting(
+        "answering", 3, "sentences picked from the passages as evidence (2-4 read best)"
+    )
     # 0.45: on the dev set no answerable question (54) scores under it and 15 of 18 unanswerable ones do;
     # the best-separating 0.49 would refuse 2 answerable ones (`make eval` prints both)
-    abstain_below: float = 0.45  # best evidence score under which the answer says the books do not cover it
+    abstain_below: float = setting(
+        "answering", 0.45, "best evidence score under which the answer says the books do not cover it"
+    )
     # fp32: bf16 reads the prompt 1.5x faster on CPUs with native bf16, but 2 of 12 dev answers came out
     # different from fp32's (83% of tokens before the first difference), under the 90% asked for
-    prefill: str = "fp32"  # "fp32", or "bf16": the prompt is read under bf16 autocast (first token sooner)
+    prefill: str = setting(
+        "answering", "fp32", '"fp32", or "bf16": the prompt is read under bf16 autocast (first token sooner)'
+    )
 
     # --- app ---------------------------------------------------------------------
-    port: int = 8501  # Streamlit port for `make app`
+    port: int = setting("app", 8501, "Streamlit port for `make app`")
 
     def __post_init__(self) -> None:
-        """Refuse values that would quietly change what the assistant does (types: :func:`_coerce`)."""
-        problems = [
-            # 0 passages would answer from the model alone while the UI still looks grounded
-            ("passages", self.passages >= 1, ">= 1"),
-            ("history_turns", self.history_turns >= 0, ">= 0"),
-            ("evidence_sentences", self.evidence_sentences >= 1, ">= 1"),
-            # a score is a cosine in [0, 1): 1 or more would refuse every question
-            ("abstain_below", 0 <= self.abstain_below < 1, "in [0, 1); 0 = never abstain"),
-            ("context", self.context in ("evidence", "passages"), "'evidence' or 'passages'"),
-            ("retrieval", self.retrieval in ("dense", "bm25", "hybrid"), "'dense', 'bm25' or 'hybrid'"),
-            ("loss_average", self.loss_average in ("items", "tokens"), "'items' or 'tokens'"),
-            ("prefill", self.prefill in ("fp32", "bf16"), "'fp32' or 'bf16'"),
-            (
-                "embed_backend",
-                self.embed_backend in ("torch", "onnx", "onnx-int8"),
-                "'torch', 'onnx' or 'onnx-int8'",
-            ),
-        ]
-        for name, ok, wanted in problems:
-            if not ok:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(
-                    f"setting {name!r} must be {wanted}, got {getattr(self, name)!r}: "
-                    f"fix {flag} or `{name}` in {DEFAULT_CONFIG_FILE}"
-                )
+        """Refuse values that would quietly change what bookworm does (types: :func:`_coerce`)."""
+        check_values(self)
 
     def replace(self, **changes: Any) -> Settings:
         return make_settings(self.as_dict() | changes)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The values the code accepts for the settings that take one of a few names. The packages that
+# implement them keep their own tuples (indexing.pdf.EXTRACTORS, assistant.retrieve.MODES, ...);
+# tests/test_core.py checks that the two agree.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "extractor": ("pypdf", "pypdfium2"),
+    "embed_backend": ("torch", "onnx", "onnx-int8"),
+    "precision": ("auto", "bf16", "fp16", "fp32"),
+    "loss_average": ("items", "tokens"),
+    "retrieval": ("dense", "bm25", "hybrid"),
+    "context": ("evidence", "passages"),
+    "prefill": ("fp32", "bf16"),
+}
+# preset is left out: its names are assistant.presets' one table, which refuses an unknown one itself.
+
+# (setting, test, what it must be) for the settings with a range. Only what the code cannot use is
+# refused: workers <= 1 means in-process, approx_threshold any count, max_steps -1 all epochs,
+# time_budget 0 no limit, lora_rank 0 no adapters.
+RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("chunk_tokens", lambda s: s.chunk_tokens >= 8, ">= 8"),
+    # more overlap than half a chunk would repeat most of each chunk in the next
+    ("chunk_overlap", lambda s: 0 <= s.chunk_overlap < s.chunk_tokens // 2, "in [0, chunk_tokens / 2)"),
+    ("embed_batch_size", lambda s: s.embed_batch_size >= 1, ">= 1"),
+    ("epochs", lambda s: s.epochs > 0, "> 0"),
+    ("batch_size", lambda s: s.batch_size >= 1, ">= 1"),
+    ("grad_accum", lambda s: s.grad_accum >= 1, ">= 1"),
+    ("learning_rate", lambda s: s.learning_rate > 0, "> 0"),
+    ("warmup_ratio", lambda s: 0 <= s.warmup_ratio < 1, "in [0, 1)"),
+    ("weight_decay", lambda s: s.weight_decay >= 0, ">= 0"),
+    ("block_size", lambda s: s.block_size >= 2, ">= 2"),  # an input token and the one it predicts
+    ("eval_fraction", lambda s: 0 < s.eval_fraction < 1, "in (0, 1)"),
+    ("eval_blocks", lambda s: s.eval_blocks >= 0, ">= 0; 0 = all"),
+    ("max_steps", lambda s: s.max_steps == -1 or s.max_steps >= 1, "-1 (all epochs) or >= 1"),
+    ("time_budget", lambda s: s.time_budget >= 0, ">= 0; 0 = no limit"),
+    ("sources_share", lambda s: 0 <= s.sources_share < 1, "in [0, 1)"),
+    ("sources_examples", lambda s: s.sources_examples >= 0, ">= 0"),
+    ("lora_rank", lambda s: s.lora_rank >= 0, ">= 0; 0 = full fine-tuning"),
+    ("sources_eval", lambda s: s.sources_eval >= 0, ">= 0"),
+    # 0 passages would answer from the model alone while the UI still looks grounded
+    ("passages", lambda s: s.passages >= 1, ">= 1"),
+    ("history_turns", lambda s: s.history_turns >= 0, ">= 0"),
+    ("evidence_sentences", lambda s: s.evidence_sentences >= 1, ">= 1"),
+    # a score is a cosine in [0, 1): 1 or more would refuse every question
+    ("abstain_below", lambda s: 0 <= s.abstain_below < 1, "in [0, 1); 0 = never abstain"),
+    ("port", lambda s: 1 <= s.port <= 65535, "in [1, 65535]"),
+)
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    quoted = [repr(c) for c in choices]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def check_values(values: Any) -> None:
+    """Refuse the first value outside what bookworm accepts, naming its flag and its TOML key.
+
+    ``values`` is a :class:`Settings`, or a record made of some of its fields
+    (``training.hyperparameters.Hyperparameters``): only the fields it has are checked.
+    """
+    names = {f.name for f in dataclasses.fields(values)}
+    checks = [
+        *((name, lambda s, name=name, c=c: getattr(s, name) in c, _one_of(c)) for name, c in CHOICES.items()),
+        *RANGES,
+    ]
+    for name, ok, wanted in checks:
+        if name in names and not ok(values):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(
+                f"setting {name!r} must be {wanted}, got {getattr(values, name)!r}: "
+                f"fix {flag} or `{name}` in {DEFAULT_CONFIG_FILE}"
+            )
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -219,13 +373,30 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def setting_comments() -> dict[str, str]:
-    """The comment beside each default above: the help text of flags and the README's reference."""
-    import inspect
-    import re
+def settings_in(*sections: str) -> tuple[str, ...]:
+    """The settings a command of these sections takes, in declaration order: the ones declared in
+    them, and the ones that name one of them in ``also``.
 
-    src = inspect.getsource(Settings)
-    return dict(re.findall(r"^\s+(\w+): [^=]+=.*?#\s*(.+)$", src, flags=re.M))
+    Example: ``settings_in("retrieval")`` -> index_dir, embedder, passages, retrieval.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+    return tuple(
+        f.name
+        for f in dataclasses.fields(Settings)
+        if {f.metadata["section"], *f.metadata["also"]} & set(sections)
+    )
+
+
+def section_fields(section: str) -> tuple[dataclasses.Field, ...]:
+    """The fields declared in ``section`` (not those it takes through ``also``), in declaration order."""
+    return tuple(f for f in dataclasses.fields(Settings) if f.metadata["section"] == section)
+
+
+def setting_help() -> dict[str, str]:
+    """Each setting's help: the text of its flag and of the README's reference."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(Settings)}
 
 
 def add_settings_args(
@@ -233,16 +404,16 @@ def add_settings_args(
 ) -> None:
     """Add ``--flag`` options for the named settings to an argparse parser.
 
-    Help text is the comment beside the default; flags default to None so unset ones don't
-    override the config file.
+    Help text is the setting's ``help``; flags default to None so unset ones don't override the
+    config file.
     """
     hints = typing.get_type_hints(Settings)
-    comments = setting_comments()
     aliases = FLAG_ALIASES | (aliases or {})
     for name in names:
         field = _FIELDS[name]
         flags = ["--" + name.replace("_", "-"), *aliases.get(name, ())]
-        help_text = f"{comments.get(name, '')} (default: {field.default!r})"
+        # argparse formats help with %: "~30% speed" would print the action's dict
+        help_text = f"{field.metadata['help']} (default: {field.default!r})".replace("%", "%%")
         if hints[name] is bool:
             parser.add_argument(
                 *flags, dest=name, default=None, action=argparse.BooleanOptionalAction, help=help_text

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from core.atomic import atomic_dir
 from core.errors import ModelError
+from core.layout import ModelFiles
 
 # --- embeddings ------------------------------------------------------------------
 
@@ -131,8 +132,8 @@ def resolve_lm(name: str, *, offline_fallback: bool = True, cache_dir: str | Pat
     if path.is_file() and path.suffix == ".gguf":
         return LMSource(name, str(path), str(path.parent), gguf_file=path.name)
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise ModelError(f"{path} is a folder but holds no model (no config.json)")
+        if not ModelFiles(path).holds_model():
+            raise ModelError(f"{path} is a folder but holds no model (no {ModelFiles.CONFIG})")
         return LMSource(name, str(path), str(path))
     if name.startswith((".", "/")) or name.endswith(".gguf"):
         raise ModelError(f"model path not found: {name}")
@@ -158,7 +159,7 @@ def _offline_source(requested: str, cache_dir: str | Path | None, reason: str | 
             + (f" ({reason})" if reason else "")
         )
     folder = cache_root(cache_dir) / "smollm2-135m-instruct"
-    if not (folder / "config.json").exists():
+    if not ModelFiles(folder).holds_model():
         convert_gguf(gguf, folder)
     return LMSource(requested, OFFLINE_LM, str(folder), fallback_reason=reason)
 

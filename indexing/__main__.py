@@ -13,21 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core.config import add_settings_args, settings_from_args
+from core.config import add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError
-
-BUILD_SETTINGS = (
-    "corpus_dir",
-    "index_dir",
-    "extractor",
-    "workers",
-    "embedder",
-    "embed_backend",
-    "chunk_tokens",
-    "chunk_overlap",
-    "embed_batch_size",
-    "approx_threshold",
-)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", help="index the PDFs of a folder (incremental)")
-    add_settings_args(build, *BUILD_SETTINGS)
+    add_settings_args(build, *settings_in("indexing"))
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     search = sub.add_parser("search", help="dense search over the index")
@@ -106,6 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from core.layout import IndexFiles
     from indexing.store import Store, chunks_sha256
 
     s = settings_from_args(args)
@@ -123,7 +111,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for rel, e in m["files"].items():
         detail = f"{e['pages']} pages, {e['chunks']} chunks" if e["status"] == "indexed" else e["reason"]
         print(f"  {e['status']:8} {rel}: {detail}")
-    print(f"chunks.jsonl sha256: {chunks_sha256(s.index_dir)}")
+    print(f"{IndexFiles.CHUNKS} sha256: {chunks_sha256(s.index_dir)}")
     return 0
 
 

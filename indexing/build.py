@@ -21,13 +21,14 @@ import numpy as np
 
 from core.atomic import folder_lock, recover_dir
 from core.errors import ConfigError, StoreError
+from core.layout import IndexFiles
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
 from indexing.clean import CLEAN_VERSION
 from indexing.embed import TextEncoder, load_encoder
 from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
-from indexing.records import CHUNKS_FILE, Chunk, read_chunks
-from indexing.store import EMBEDDINGS_FILE, read_manifest, write_store
+from indexing.records import Chunk, read_chunks
+from indexing.store import read_manifest, write_store
 
 CHUNKER_VERSION = 2  # bump when chunk_pages changes: old chunks are then rebuilt (2: one kind per chunk)
 
@@ -104,8 +105,9 @@ def _load_previous(
         )
         return None
     try:
-        chunks = read_chunks(index_dir / CHUNKS_FILE)
-        embeddings = np.load(index_dir / EMBEDDINGS_FILE)
+        files = IndexFiles(index_dir)
+        chunks = read_chunks(files.chunks)
+        embeddings = np.load(files.embeddings)
     except (OSError, ValueError, TypeError, KeyError) as e:
         log(f"Previous index unreadable ({e}): re-embedding everything.")
         return None

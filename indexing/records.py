@@ -1,8 +1,8 @@
 """The records that flow out of indexing, and the chunk file that training reads too.
 
-``chunks.jsonl`` in the index folder holds one :class:`Chunk` per line, in index order
-(row i of the FAISS index is line i). It is the only text source for training: no stage
-reads the PDFs twice.
+The index folder's chunks file (``core.layout.IndexFiles.chunks``) holds one :class:`Chunk` per
+line, in index order (row i of the FAISS index is line i). It is the only text source for
+training: no stage reads the PDFs twice.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from core.atomic import atomic_write_text
-
-CHUNKS_FILE = "chunks.jsonl"  # one Chunk per line, row order of the index
-MANIFEST_FILE = "manifest.json"  # how the store was made (see indexing.store)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The index folder: FAISS index + chunks.jsonl + embeddings.npy + manifest.json.
+"""The index folder (its files: ``core.layout.IndexFiles``): FAISS index, chunks, embeddings, manifest.
 
 Written whole and atomically (:func:`write_store`); loaded with checks
 (:meth:`Store.load`) that refuse a folder that does not match itself or the embedder.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -18,24 +17,15 @@ import numpy as np
 
 from core.atomic import atomic_dir, readable_dir
 from core.errors import StoreError
+from core.layout import IndexFiles, index_ready, rebuild_hint
 from core.sources import embedder_id
 from indexing.pdf import file_sha256
-from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk, read_chunks, write_chunks
+from indexing.records import Chunk, read_chunks, write_chunks
 
 FORMAT = 1  # manifest format; bump on an incompatible change of the folder
-EMBEDDINGS_FILE = "embeddings.npy"  # (n, dim) float32, normalised; reused by incremental builds
-FAISS_FILE = "index.faiss"
 HNSW_M = 32  # graph neighbours per node: more = better recall, more memory
 HNSW_EF_CONSTRUCTION = 200  # build-time beam: more = better graph, slower build
 HNSW_EF_SEARCH = 128  # query-time beam; recall@10 >= 0.95 measured by benchmarks.bench_index
-
-
-def rebuild_hint(index_dir: str | Path) -> str:
-    if Path(index_dir) == Path("data/index"):
-        return "run `make index`"
-    return (
-        f"run `python -m indexing build --corpus DIR --index {index_dir}` (or `make index INDEX={index_dir}`)"
-    )
 
 
 def build_faiss(embeddings: np.ndarray, approx_threshold: int) -> tuple[Any, str]:
@@ -81,11 +71,12 @@ def write_store(
     manifest = {**manifest, "format": FORMAT, "index_type": kind}
     manifest.setdefault("versions", library_versions())
     with atomic_dir(index_dir) as tmp:
-        write_chunks(tmp / CHUNKS_FILE, chunks)
-        np.save(tmp / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
-        faiss.write_index(index, str(tmp / FAISS_FILE))
+        files = IndexFiles(tmp)
+        write_chunks(files.chunks, chunks)
+        np.save(files.embeddings, np.ascontiguousarray(embeddings, dtype=np.float32))
+        faiss.write_index(index, str(files.faiss))
         # the manifest goes last: a folder with a manifest is a finished folder
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        files.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 
@@ -93,10 +84,9 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     # readers never rename folders (a reader's recover_dir could race a writer's swap);
     # writers recover before they read the previous index (indexing.build)
     index_dir = readable_dir(index_dir)
-    path = index_dir / MANIFEST_FILE
+    path = IndexFiles(index_dir).manifest
     if not path.exists():
-        what = "no index" if not index_dir.exists() else "an unfinished index (no manifest.json)"
-        raise StoreError(f"{what} at {index_dir}: {rebuild_hint(index_dir)}")
+        raise StoreError(index_ready(index_dir))  # no folder, or an unfinished one
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -116,18 +106,9 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _folder_stamp(index_dir: Path) -> tuple[int, int, bytes] | None:
-    """Which build the folder at this path is: a swap puts a new folder (inode) and manifest there."""
-    try:
-        st = os.stat(index_dir)
-        return st.st_dev, st.st_ino, (index_dir / MANIFEST_FILE).read_bytes()
-    except OSError:
-        return None
-
-
 def chunks_sha256(index_dir: str | Path) -> str:
     """sha256 of chunks.jsonl: names the exact text a model was trained on."""
-    return file_sha256(Path(index_dir) / CHUNKS_FILE)
+    return file_sha256(IndexFiles(index_dir).chunks)
 
 
 class Store:
@@ -167,14 +148,14 @@ class Store:
         # mix two builds: read everything, then check the folder is still the one we began with
         for attempt in (1, 2):
             folder = readable_dir(index_dir)  # during a swap's crash window: the previous folder
-            before = _folder_stamp(folder)
+            before = IndexFiles(folder).stamp()
             try:
                 store = cls._read(folder, embedder)
             except StoreError:
-                if attempt == 1 and _folder_stamp(readable_dir(index_dir)) != before:
+                if attempt == 1 and IndexFiles(readable_dir(index_dir)).stamp() != before:
                     continue  # e.g. caught between the two renames of a swap
                 raise
-            if before is not None and _folder_stamp(folder) == before:
+            if before is not None and IndexFiles(folder).stamp() == before:
                 return store
         raise StoreError(f"{index_dir} was replaced twice while it was read (a build is running?): try again")
 
@@ -191,16 +172,17 @@ class Store:
                 f"search with --embedder {built_with}, or rebuild: "
                 f"python -m indexing build --index {index_dir} --embedder {embedder}"
             )
+        files = IndexFiles(index_dir)
         try:
-            chunks = read_chunks(index_dir / CHUNKS_FILE)
-            index = faiss.read_index(str(index_dir / FAISS_FILE))
-            n_vectors = np.load(index_dir / EMBEDDINGS_FILE, mmap_mode="r").shape[0]
+            chunks = read_chunks(files.chunks)
+            index = faiss.read_index(str(files.faiss))
+            n_vectors = np.load(files.embeddings, mmap_mode="r").shape[0]
         except (OSError, RuntimeError, ValueError, TypeError, json.JSONDecodeError) as e:
             raise StoreError(f"{index_dir} is incomplete or damaged ({e}): {hint}") from e
         counts = {
-            "chunks.jsonl": len(chunks),
-            FAISS_FILE: index.ntotal,
-            EMBEDDINGS_FILE: n_vectors,
+            IndexFiles.CHUNKS: len(chunks),
+            IndexFiles.FAISS: index.ntotal,
+            IndexFiles.EMBEDDINGS: n_vectors,
             "manifest": manifest.get("counts", {}).get("chunks"),
         }
         if len(set(counts.values())) != 1:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import typing
 from pathlib import Path
 
 import pytest
 
 from core import atomic, sources
-from core.config import Settings, add_settings_args, load_settings, make_settings, settings_from_args
+from core.config import (
+    CHOICES,
+    SECTIONS,
+    Settings,
+    add_settings_args,
+    load_settings,
+    make_settings,
+    section_fields,
+    setting_help,
+    settings_from_args,
+    settings_in,
+)
 from core.errors import ConfigError, ModelError
 
 # --- settings -------------------------------------------------------------------
@@ -67,9 +80,155 @@ def test_settings_frozen_and_documented():
     s = Settings()
     with pytest.raises(AttributeError):
         s.passages = 3  # type: ignore[misc]
-    from core.config import setting_comments
+    helps = setting_help()
+    assert set(helps) == set(s.as_dict()), "every setting needs a help text"
+    assert all(h.strip() for h in helps.values()), "every setting needs a help text"
+    for f in dataclasses.fields(Settings):
+        assert f.metadata["section"] in SECTIONS, f.name
+        assert set(f.metadata["also"]) <= set(SECTIONS) - {f.metadata["section"]}, f.name
 
-    assert set(setting_comments()) == set(s.as_dict()), "every setting needs a comment"
+
+# (setting, a value refused, what the message says it must be); each refused when Settings is made,
+# naming the flag and the TOML key that fix it
+REFUSED = [
+    ("extractor", "pdfminer", "'pypdf' or 'pypdfium2'"),
+    ("embed_backend", "cuda", "'torch', 'onnx' or 'onnx-int8'"),
+    ("chunk_tokens", 7, ">= 8"),
+    ("chunk_overlap", -1, r"in \[0, chunk_tokens / 2\)"),
+    ("chunk_overlap", 100, r"in \[0, chunk_tokens / 2\)"),  # half of the default 200
+    ("embed_batch_size", 0, ">= 1"),
+    ("epochs", 0.0, "> 0"),
+    ("batch_size", 0, ">= 1"),
+    ("grad_accum", 0, ">= 1"),
+    ("learning_rate", 0.0, "> 0"),
+    ("warmup_ratio", 1.0, r"in \[0, 1\)"),
+    ("weight_decay", -0.1, ">= 0"),
+    ("block_size", 1, ">= 2"),
+    ("eval_fraction", 0.0, r"in \(0, 1\)"),
+    ("eval_fraction", 1.0, r"in \(0, 1\)"),
+    ("eval_blocks", -1, ">= 0"),
+    ("max_steps", 0, "-1 .* or >= 1"),
+    ("max_steps", -2, "-1 .* or >= 1"),
+    ("time_budget", -1.0, ">= 0"),
+    ("precision", "fp8", "'auto', 'bf16', 'fp16' or 'fp32'"),
+    ("sources_share", 1.0, r"in \[0, 1\)"),
+    ("sources_share", -0.5, r"in \[0, 1\)"),
+    ("sources_examples", -1, ">= 0"),
+    ("lora_rank", -1, ">= 0"),
+    ("sources_eval", -1, ">= 0"),
+    ("loss_average", "sum", "'items' or 'tokens'"),
+    ("passages", 0, ">= 1"),
+    ("retrieval", "sparse", "'dense', 'bm25' or 'hybrid'"),
+    ("history_turns", -1, ">= 0"),
+    ("context", "everything", "'evidence' or 'passages'"),
+    ("evidence_sentences", 0, ">= 1"),
+    ("abstain_below", 1.0, r"in \[0, 1\)"),
+    ("prefill", "fp16", "'fp32' or 'bf16'"),
+    ("port", 0, r"in \[1, 65535\]"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "says"), REFUSED)
+def test_settings_refuse_out_of_range(name, value, says):
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"setting '{name}' must be {says}.*{flag} or `{name}`"):
+        Settings(**{name: value})
+
+
+# edge values the code uses: 0 or -1 meaning "off" or "all", the smallest that works
+ACCEPTED = [
+    {"workers": 0},  # in-process, as 1
+    {"approx_threshold": 0},  # always HNSW
+    {"chunk_tokens": 8, "chunk_overlap": 3},
+    {"chunk_overlap": 0},
+    {"chunk_overlap": 99},
+    {"warmup_ratio": 0.0},
+    {"weight_decay": 0.0},
+    {"eval_blocks": 0},  # all
+    {"max_steps": -1},  # all epochs
+    {"max_steps": 1},
+    {"time_budget": 0.0},  # no limit
+    {"sources_share": 0.0},  # the raw-text fine-tune
+    {"sources_examples": 0},
+    {"sources_eval": 0},
+    {"lora_rank": 0},  # full fine-tuning
+    {"precision": "fp16"},
+    {"extractor": "pypdfium2"},
+    {"embed_backend": "onnx-int8"},
+    {"history_turns": 0},
+    {"abstain_below": 0.0},  # never abstain
+]
+
+
+@pytest.mark.parametrize("values", ACCEPTED)
+def test_settings_accept_edge_values(values):
+    s = Settings(**values)
+    assert {k: getattr(s, k) for k in values} == values
+
+
+def test_choices_are_the_implementations():
+    from assistant.pipeline import CONTEXTS, PREFILLS
+    from assistant.retrieve import MODES
+    from indexing.onnx_embed import BACKENDS
+    from indexing.pdf import EXTRACTORS
+    from training.finetune import PRECISIONS
+
+    implemented = {
+        "extractor": EXTRACTORS,
+        "embed_backend": BACKENDS,
+        "precision": PRECISIONS,
+        "retrieval": MODES,
+        "context": CONTEXTS,
+        "prefill": PREFILLS,
+        "loss_average": ("items", "tokens"),
+    }
+    assert {k: set(v) for k, v in CHOICES.items()} == {k: set(v) for k, v in implemented.items()}
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        (("retrieval",), ("index_dir", "embedder", "passages", "retrieval")),
+        (("model",), ("cache_dir", "base_model", "offline_fallback")),
+        (("app",), ("port",)),
+        (("paths",), ("corpus_dir", "index_dir", "model_dir", "log_file", "cache_dir")),
+    ],
+)
+def test_settings_in_sections(sections, expected):
+    assert settings_in(*sections) == expected
+
+
+def test_each_command_takes_its_sections():
+    indexing = settings_in("indexing")
+    assert {"corpus_dir", "index_dir", "embedder", "extractor", "chunk_tokens"} <= set(indexing)
+    assert "passages" not in indexing and "epochs" not in indexing
+    training = settings_in("model", "training")
+    assert {"index_dir", "model_dir", "cache_dir", "base_model", "epochs", "loss_average"} <= set(training)
+    assert "embedder" not in training and "preset" not in training
+    answering = settings_in("retrieval", "model", "answering")
+    assert set(settings_in("retrieval")) < set(answering)
+    assert {"model_dir", "log_file", "cache_dir", "base_model", "preset", "abstain_below"} <= set(answering)
+    assert "epochs" not in answering and "corpus_dir" not in answering
+    # every setting but the app's port is some command's flag
+    everything = settings_in("indexing", "model", "training", "retrieval", "answering")
+    assert set(Settings().as_dict()) - set(everything) == {"port"}
+    with pytest.raises(ValueError, match="unknown section"):
+        settings_in("generation")
+
+
+def test_hyperparameters_are_the_training_section():
+    from training.hyperparameters import Hyperparameters
+
+    names = [f.name for f in dataclasses.fields(Hyperparameters)]
+    assert names == [f.name for f in section_fields("training")]
+    assert "base_model" not in names and "index_dir" not in names  # recorded apart, or not a hyperparameter
+    hp = Hyperparameters.from_settings(Settings(epochs=2.0, lora_rank=4))
+    assert (hp.epochs, hp.lora_rank) == (2.0, 4) and hp == Hyperparameters(epochs=2.0, lora_rank=4)
+    assert typing.get_type_hints(Hyperparameters)["epochs"] is float
+    with pytest.raises(ConfigError, match="batch_size"):
+        dataclasses.replace(hp, batch_size=0)  # checked as Settings is
+    with pytest.raises(AttributeError):
+        hp.epochs = 1.0  # type: ignore[misc]
 
 
 # --- atomic writes --------------------------------------------------------------

@@ -16,9 +16,12 @@ def test_readme_documents_every_setting():
     missing = [
         f.name
         for f in dataclasses.fields(Settings)
-        if f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{f.default!r}` |" not in readme
+        if f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{f.default!r}` | {f.metadata['help']} |\n"
+        not in readme
     ]
-    assert not missing, f"README's configuration table lacks or misstates: {missing}"
+    assert not missing, (
+        f"README's configuration table lacks or misstates (name, flag, default, help): {missing}"
+    )
 
 
 def test_readme_documents_every_make_target():

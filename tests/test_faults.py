@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.layout import IndexFiles
 from indexing.build import build_index
-from indexing.records import MANIFEST_FILE
-from indexing.store import EMBEDDINGS_FILE, Store
+from indexing.store import Store
 from tests.conftest import make_pdf
 from tests.test_indexing_build import FakeEmbedder, filler
 
@@ -69,8 +69,8 @@ def _fingerprint(index: Path) -> tuple[list[str], bytes, str]:
     """Chunk ids, vectors and manifest of the build a reader sees (timings left out)."""
     store = Store.load(index)
     folder = store.index_dir
-    vectors = np.load(folder / EMBEDDINGS_FILE).tobytes()
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    vectors = np.load(IndexFiles(folder).embeddings).tobytes()
+    manifest = json.loads(IndexFiles(folder).manifest.read_text())
     return [c.chunk_id for c in store.chunks], vectors, json.dumps(_without_timings(manifest), sort_keys=True)
 
 
@@ -356,7 +356,7 @@ def _training_index(folder: Path) -> Path:
     ]
     folder.mkdir(parents=True)
     write_chunks(folder / "chunks.jsonl", chunks)
-    (folder / MANIFEST_FILE).write_text(json.dumps({"format": 1, "built_at": "2026-01-01T00:00:00"}))
+    IndexFiles(folder).manifest.write_text(json.dumps({"format": 1, "built_at": "2026-01-01T00:00:00"}))
     return folder
 
 

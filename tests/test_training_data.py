@@ -10,10 +10,11 @@ import pytest
 
 from core.config import Settings
 from core.errors import ConfigError
+from core.layout import ModelFiles
 from indexing.records import Chunk, write_chunks
 from training.data import pack, pad_to_max_length, split_chunks, spread, trim_overlap
 from training.evaluate import eval_blocks
-from training.finetune import MANIFEST_NAME, Hyperparameters, choose_device_precision, stale_reason, work_dir
+from training.finetune import Hyperparameters, choose_device_precision, stale_reason, work_dir
 
 EOS = 0
 PAD = 99  # distinct from EOS so "no padding" is checkable
@@ -204,7 +205,7 @@ def _fake_model(tmp_path: Path, index: Path, h: Hyperparameters, base: str = "gp
         "data": {"chunks_sha256": chunks_sha256(index)},
         "hyperparameters": dataclasses.asdict(h),
     }
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    ModelFiles(out).manifest.write_text(json.dumps(manifest))
     return out
 
 
@@ -217,9 +218,9 @@ def test_stale_reason(tmp_path):
     write_chunks(index / "chunks.jsonl", _chunks({"a.pdf": 5}))
     assert "chunks changed" in stale_reason(out, index, "gpt2", hp(time_budget=10.0))
     assert "no trained model" in stale_reason(tmp_path / "none", index, "gpt2", hp())
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    manifest = json.loads(ModelFiles(out).manifest.read_text())
     del manifest["format"]  # trained before the separator fix
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    ModelFiles(out).manifest.write_text(json.dumps(manifest))
     assert "end-of-turn" in stale_reason(out, index, "gpt2", hp(time_budget=10.0))
 
 
@@ -229,9 +230,9 @@ def test_stale_when_the_fallback_is_no_longer_needed(tmp_path, monkeypatch):
 
     index = _index(tmp_path)
     out = _fake_model(tmp_path, index, hp(time_budget=10.0))
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    manifest = json.loads(ModelFiles(out).manifest.read_text())
     manifest["base_model"]["fallback_reason"] = "'gpt2' is not cached and the hub cannot be reached"
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    ModelFiles(out).manifest.write_text(json.dumps(manifest))
     monkeypatch.setattr(core.sources, "_in_hub_cache", lambda name: False)
     monkeypatch.setattr(core.sources, "hub_reachable", lambda timeout=3.0: False)
     assert stale_reason(out, index, "gpt2", hp(time_budget=10.0)) is None  # still offline: keep it

@@ -13,11 +13,10 @@ import pytest
 
 from core.config import Settings
 from core.errors import ConfigError
+from core.layout import ModelFiles
 from indexing.records import Chunk, write_chunks
 from tests.conftest import TINY_TEXT
 from training.finetune import (
-    LOSS_CURVE_NAME,
-    MANIFEST_NAME,
     Hyperparameters,
     TrainingInterrupted,
     finetune,
@@ -88,8 +87,8 @@ def test_short_run_lowers_loss_and_writes_a_loadable_model(tmp_path, index_dir, 
     assert len(m["data"]["chunks_sha256"]) == 64
     assert {"torch", "transformers", "datasets"} <= set(m["versions"])
 
-    assert (out / "model.safetensors").exists() and (out / LOSS_CURVE_NAME).stat().st_size > 1000
-    assert json.loads((out / MANIFEST_NAME).read_text())["steps"] == 12
+    assert (out / "model.safetensors").exists() and ModelFiles(out).loss_curve.stat().st_size > 1000
+    assert json.loads(ModelFiles(out).manifest.read_text())["steps"] == 12
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     ids = tok("The shell reads", return_tensors="pt")["input_ids"]

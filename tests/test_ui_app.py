@@ -10,6 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core.layout import IndexFiles
 from tests import ui_support
 
 tiny_index, tiny_lm = ui_support.tiny_index, ui_support.tiny_lm  # session fixtures
@@ -18,10 +19,12 @@ APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
 def _index_stub(index_dir: Path) -> None:
     """Just enough of an index folder for assistant.status.check to pass (the fake does the rest)."""
+    files = IndexFiles(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    (index_dir / "manifest.json").write_text(json.dumps({"format": 1, "counts": {"chunks": 1}}))
-    (index_dir / "chunks.jsonl").write_text('{"id": "c7"}\n')
-    (index_dir / "index.faiss").write_bytes(b"stub")
+    files.manifest.write_text(json.dumps({"format": 1, "counts": {"chunks": 1}}))
+    files.chunks.write_text('{"id": "c7"}\n')
+    files.faiss.write_bytes(b"stub")
+    files.embeddings.write_bytes(b"stub")
 
 
 @pytest.fixture

@@ -14,36 +14,8 @@ import sys
 import time
 import warnings
 
-from core.config import add_settings_args, settings_from_args
+from core.config import add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError
-
-TRAINING_SETTINGS = (
-    "index_dir",
-    "model_dir",
-    "base_model",
-    "offline_fallback",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "learning_rate",
-    "warmup_ratio",
-    "lr_scheduler",
-    "weight_decay",
-    "block_size",
-    "eval_fraction",
-    "eval_blocks",
-    "max_steps",
-    "time_budget",
-    "gradient_checkpointing",
-    "precision",
-    "seed",
-    "sources_share",
-    "sources_examples",
-    "sources_eval",
-    "lora_rank",
-    "loss_average",
-    "cache_dir",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training",
         description="Fine-tune a causal LM on the index's chunks (packed blocks, held-out perplexity).",
     )
-    add_settings_args(parser, *TRAINING_SETTINGS, aliases={"model_dir": ("--output",)})
+    # the model it starts from, and every hyperparameter
+    add_settings_args(parser, *settings_in("model", "training"), aliases={"model_dir": ("--output",)})
     parser.add_argument(
         "--resume",
         action="store_true",

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
-from indexing.records import CHUNKS_FILE, MANIFEST_FILE, Chunk
+from core.layout import IndexFiles
+from indexing.records import Chunk
 
 REBUILD = "rebuild the index with `make index`"
 
@@ -21,15 +22,16 @@ def read_index(index_dir: Path) -> tuple[list[Chunk], str, dict[str, Any]]:
         StoreError: no chunks file, no chunks, or a line or manifest that does not parse
         (a one-line message naming the line and the command that fixes it).
     """
-    path = index_dir / CHUNKS_FILE
+    files = IndexFiles(index_dir)
+    path = files.chunks
     if not path.exists():
-        raise StoreError(f"no {CHUNKS_FILE} in {index_dir}: run `make index` first")
+        raise StoreError(f"no {IndexFiles.CHUNKS} in {index_dir}: run `make index` first")
     data = path.read_bytes()  # parsed and hashed from one read: the hash describes the text trained on
     digest = hashlib.sha256(data).hexdigest()
     chunks = parse_chunks(data, path)
     if not chunks:
         raise StoreError(f"{path} holds no chunks: index some PDFs with `make index`")
-    return chunks, digest, _read_manifest(index_dir / MANIFEST_FILE)
+    return chunks, digest, _read_manifest(files.manifest)
 
 
 def parse_chunks(data: bytes, path: Path) -> list[Chunk]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from core.atomic import atomic_write_json, folder_lock, recover_dir
 from core.errors import BookwormError, ConfigError
+from core.layout import ModelFiles
 from core.sources import LMSource, context_window
 from training.budget import SOURCES_EVAL_SHARE, end_reserve, guess_step_seconds, plan_steps, save_seconds
 from training.chunks import read_index
@@ -32,7 +33,7 @@ from training.data import mix
 from training.examples import Example
 from training.hyperparameters import PRECISIONS, Hyperparameters
 from training.lora import merged
-from training.manifest import LOSS_CURVE_NAME, MANIFEST_NAME, describe_run, stale_reason, write_output
+from training.manifest import describe_run, stale_reason, write_output
 from training.prepare import fit_held_out
 from training.ranks import min_across_ranks
 from training.run_setup import Setup, set_up
@@ -43,8 +44,6 @@ from training.stop import make_stop_callback
 from training.trainer import SequenceDataset, choose_device_precision, logging_steps, make_trainer
 
 __all__ = [  # what other packages and the tests import from here
-    "LOSS_CURVE_NAME",
-    "MANIFEST_NAME",
     "PRECISIONS",
     "Hyperparameters",
     "TrainingInterrupted",
@@ -364,7 +363,7 @@ def finish(
     model = merged(trainer.model)  # LoRA: the adapters folded in, so the folder is a plain model
     write_output(output_dir, model, tokenizer, trainer.state.log_history, base_loss, manifest, source)
     manifest["wall_seconds"] = round(time.time() - t0, 1)
-    atomic_write_json(output_dir / MANIFEST_NAME, manifest)  # the final wall time, same folder
+    atomic_write_json(ModelFiles(output_dir).manifest, manifest)  # the final wall time, same folder
     if stop.reason is None:  # finished: nothing left to resume, free the checkpoints' disk
         shutil.rmtree(work, ignore_errors=True)
     else:  # a rerun starts afresh; --resume continues the remaining planned steps

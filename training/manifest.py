@@ -1,4 +1,4 @@
-"""The model folder's record of how it was made (``training_manifest.json``), and its freshness.
+"""The model folder's record of how it was made (``core.layout.ModelFiles.manifest``), and its freshness.
 
 :func:`describe_run` makes it; ``--if-stale`` compares a new run with it (:func:`stale_reason`);
 the output folder is written whole or not at all (:func:`write_output`).
@@ -17,6 +17,7 @@ from typing import Any
 
 from core.atomic import atomic_dir, atomic_write_json
 from core.errors import ModelError
+from core.layout import ModelFiles
 from core.sources import LMSource, resolve_lm
 from training.chunks import read_index
 from training.hyperparameters import Hyperparameters
@@ -25,8 +26,6 @@ from training.prepare import Data
 from training.run_setup import Setup
 from training.runs import run_key
 
-MANIFEST_NAME = "training_manifest.json"
-LOSS_CURVE_NAME = "loss_curve.png"
 # 2: chunks packed with the document separator; format 1 models learned to end their turn after book text
 MANIFEST_FORMAT = 2
 
@@ -35,7 +34,7 @@ def stale_reason(
     output_dir: str | Path, index_dir: str | Path, base_model: str, hp: Hyperparameters
 ) -> str | None:
     """None when ``output_dir`` already holds a model trained on these chunks with these settings."""
-    manifest_path = Path(output_dir) / MANIFEST_NAME
+    manifest_path = ModelFiles(output_dir).manifest
     if not manifest_path.exists():
         return f"no trained model in {output_dir}"
     try:
@@ -86,15 +85,16 @@ def write_output(
     """Replace ``output_dir`` with model + tokenizer + loss curve + manifest, all at once."""
     model.config.use_cache = True  # generation wants its KV cache back
     with atomic_dir(output_dir) as tmp:
+        files = ModelFiles(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         plot_loss_curve(
             log_history,
-            tmp / LOSS_CURVE_NAME,
+            files.loss_curve,
             base_eval_loss=base_loss,
             title=f"fine-tuning {source.name} on the indexed chunks",
         )
-        atomic_write_json(tmp / MANIFEST_NAME, manifest)
+        atomic_write_json(files.manifest, manifest)
 
 
 def finished_at() -> str:

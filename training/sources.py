@@ -21,6 +21,7 @@ from typing import Any
 from core.atomic import atomic_write_json
 from core.grounding.evidence import MemoEmbed
 from core.grounding.prompt import renderer_for
+from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
 from indexing.records import Chunk
@@ -114,7 +115,7 @@ def build_sources(
 ) -> SourcesData:
     """Training and held-out examples (cached); none, with the reason, when the index has no vectors."""
     t0 = time.time()
-    if not (index_dir / "index.faiss").is_file():
+    if not IndexFiles(index_dir).faiss.is_file():
         return SourcesData(skipped="the index has no vectors to retrieve distractors with")
     by_id = {c.chunk_id: c for c in [*request.train_chunks, *request.held_chunks]}
     questions = book_questions(index_manifest, [by_id[i] for i in request.order if i in by_id])

@@ -3,13 +3,13 @@ and the answers logged so far."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from assistant import monitor, pipeline
 from assistant.records import ModelInfo
+from core.layout import ModelFiles
 from ui.eval_report import latest_report, split_report
 from ui.highlight import answer_markdown
 
@@ -77,7 +77,7 @@ def _kv_table(rows: dict[str, Any]) -> str:
 
 def _training_record(manifest: dict[str, Any], model_dir: str) -> None:
     """The loss curve, then the run's data, steps and speed from its training manifest."""
-    curve = Path(model_dir) / "loss_curve.png"
+    curve = ModelFiles(model_dir).loss_curve
     if curve.exists():
         st.image(str(curve), caption="Training and held-out loss")
     else:

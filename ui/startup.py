@@ -12,23 +12,12 @@ from pathlib import Path
 import streamlit as st
 
 from assistant import pipeline, status
-from core.config import Settings, add_settings_args, settings_from_args
+from core.config import Settings, add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError
+from core.layout import IndexFiles, ModelFiles
 
-SETTINGS_FLAGS = (
-    "index_dir",
-    "corpus_dir",
-    "embedder",
-    "model_dir",
-    "base_model",
-    "offline_fallback",
-    "cache_dir",
-    "log_file",
-    "preset",
-    "passages",
-    "retrieval",
-    "history_turns",
-)
+# what `python -m assistant ask` takes, and the corpus folder the status check compares the index with
+SETTINGS_FLAGS = (*settings_in("retrieval", "model", "answering"), "corpus_dir")
 
 
 # --- settings -----------------------------------------------------------------------
@@ -91,12 +80,8 @@ def _mtime(path: Path) -> float:
 
 def artefact_stamp(settings: Settings) -> tuple[float, ...]:
     """Changes when `make index` or `make train` rewrites their manifests: the app then reloads."""
-    model = Path(settings.model_dir)
-    return (
-        _mtime(Path(settings.index_dir) / "manifest.json"),
-        _mtime(model / "training_manifest.json"),
-        _mtime(model / "config.json"),
-    )
+    model = ModelFiles(settings.model_dir)
+    return _mtime(IndexFiles(settings.index_dir).manifest), _mtime(model.manifest), _mtime(model.config)
 
 
 @st.cache_resource(show_spinner="Loading the model and the index (once)…", max_entries=1)
