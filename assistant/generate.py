@@ -46,6 +46,47 @@ class StopOnEvent(StoppingCriteria):
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
+def partial_stop(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that a stop string starts with (it may be forming).
+
+    Streaming holds back only these characters: holding a stop string's length minus one, always,
+    delayed the first text by ~3 tokens ("<sources>": 9 characters)."""
+    longest = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:n]):
+                longest = n
+                break
+    return longest
+
+
+class TokenStreamer(TextIteratorStreamer):
+    """Hands out the text as each token is decoded, where ``TextIteratorStreamer`` waits for the
+    word's end (a space or a newline): the first words show one or two tokens (~0.1 s) sooner.
+
+    Held back: an incomplete UTF-8 character (decoded as U+FFFD until its last byte comes) and
+    trailing spaces (a tokenizer that cleans up spaces may drop one before punctuation)."""
+
+    first_token_at: float | None = None  # perf_counter when the first new token came
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.dim() > 1:
+            if value.shape[0] > 1:
+                raise ValueError("TokenStreamer streams one sequence, not a batch")
+            value = value[0]
+        if self.skip_prompt and self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.token_cache.extend(value.tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        stable = len(text.rstrip()) if not text.endswith("\ufffd") else 0
+        if stable > self.print_len:
+            self.on_finalized_text(text[self.print_len : stable])
+            self.print_len = stable
+
+
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Text before the first stop string, and whether one was found."""
     cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
@@ -94,6 +135,8 @@ class Generation:
         lock: held for the whole ``generate`` call (one shared model; the seed must be
             set and used atomically).
         sources: token ids of each source text in the prompt, for ``params.copy_boost``.
+        prefill: "fp32" or "bf16" (:func:`prefill_cache`).
+        prompt_lookup: tokens proposed from the prompt per greedy step (0 = off).
     """
 
     def __init__(
@@ -106,11 +149,13 @@ class Generation:
         lock: threading.Lock | None = None,
         sources: Sequence[Sequence[int]] = (),
         prefill: str = "fp32",
+        prompt_lookup: int = 0,
     ):
         self.model, self.tokenizer, self.input_ids, self.params = model, tokenizer, input_ids, params
         # beams re-order and copy the cache per candidate: they keep generate's own prefill
         self.prefill = prefill if params.num_beams == 1 and input_ids.shape[1] > 1 else "fp32"
         self.sources = sources  # token ids of the source texts in the prompt (for copy_boost)
+        self.prompt_lookup = prompt_lookup  # greedy only: see GenerationParams.generate_kwargs
         self.stops = tuple(stop_strings)
         self.lock = lock or threading.Lock()
         self.text = ""
@@ -120,13 +165,16 @@ class Generation:
         self.stopped_at_string = False
         self.cancelled = threading.Event()  # set by cancel() or by abandoning the iterator
         self._started = 0.0
+        self._first_token_at: float | None = None  # when streaming: the first new token's time
 
     def cancel(self) -> None:
         """Stop generating at the next token (the reader went away: a rerun, a new question)."""
         self.cancelled.set()
 
     def _kwargs(self) -> dict[str, Any]:
-        kwargs = self.params.generate_kwargs(prompt_len=self.input_ids.shape[1], sources=self.sources)
+        kwargs = self.params.generate_kwargs(
+            prompt_len=self.input_ids.shape[1], sources=self.sources, prompt_lookup=self.prompt_lookup
+        )
         attention_mask = torch.ones_like(self.input_ids)
         kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)
         if self.tokenizer.pad_token_id is not None:
@@ -158,6 +206,13 @@ class Generation:
 
     @property
     def tokens_per_s(self) -> float:
+        """Decoding speed: the tokens after the first, per second after the first came. Reading the
+        prompt is the time to the first token, reported on its own (as llama.cpp's "eval" rate
+        leaves out "prompt eval"). Beams hand nothing out early: new tokens over the whole call."""
+        if self._first_token_at is not None and self.new_tokens > 1:
+            decoding = self._started + self.seconds - self._first_token_at
+            if decoding > 0:
+                return (self.new_tokens - 1) / decoding
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
     def __iter__(self) -> Iterator[str]:
@@ -194,7 +249,7 @@ class Generation:
         yield from self._stream()
 
     def _stream(self) -> Iterator[str]:
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TokenStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
 
         def work() -> None:
@@ -206,12 +261,11 @@ class Generation:
 
         thread = threading.Thread(target=work, name="bookworm-generate", daemon=True)
         thread.start()
-        hold = max((len(s) for s in self.stops), default=1) - 1  # chars where a stop string may be forming
         seen, start, shown = "", None, 0  # text so far; where the answer starts; how much was handed out
         for piece in streamer:
             seen += piece
             text, stopped = cut_at_stop(seen, self.stops)
-            end = len(text) if stopped else max(0, len(text) - hold)
+            end = len(text) if stopped else len(text) - partial_stop(text, self.stops)
             if start is None:
                 lead = len(text) - len(text.lstrip())
                 if lead >= end:  # nothing visible yet
@@ -226,6 +280,7 @@ class Generation:
             if stopped:
                 break
         thread.join()
+        self._first_token_at = streamer.first_token_at
         if "error" in result:
             raise result["error"]
         self._finish(result["ids"])

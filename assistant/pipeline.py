@@ -108,6 +108,8 @@ class Assistant:
         evidence_sentences: evidence items picked per question (2-4 read best).
         abstain_below: best evidence score under which the answer says the books do not cover
             the question instead of generating one (0 = never abstain).
+        prefill: "fp32", or "bf16" to read the prompt under bf16 autocast.
+        prompt_lookup: tokens proposed from the prompt per greedy step (same text, faster; 0 = off).
         embedder: the embedder settings name; the index refuses a different one. None = the index's own.
         log_file: append every answer there (JSONL); None = no log (the UI logs itself).
         load_model: load the weights now (True) or at the first question.
@@ -127,6 +129,7 @@ class Assistant:
         abstain_below: float = 0.0,
         *,
         prefill: str = "fp32",
+        prompt_lookup: int = 0,
         offline_fallback: bool = True,
         cache_dir: str | None = None,
         embedder: str | None = None,
@@ -144,6 +147,7 @@ class Assistant:
         if prefill not in PREFILLS:
             raise ConfigError(f"prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
         self.prefill = prefill
+        self.prompt_lookup = prompt_lookup
         self._model_info, self._source = resolve_model(
             model_dir, base_model, offline_fallback=offline_fallback, cache_dir=cache_dir
         )
@@ -173,6 +177,7 @@ class Assistant:
             "evidence_sentences": settings.evidence_sentences,
             "abstain_below": settings.abstain_below,
             "prefill": settings.prefill,
+            "prompt_lookup": settings.prompt_lookup,
             "offline_fallback": settings.offline_fallback,
             "cache_dir": settings.cache_dir or None,
             "embedder": settings.embedder,
@@ -358,7 +363,15 @@ class Assistant:
         stops = STOP_STRINGS_FENCE + (() if self.uses_chat_template else STOP_STRINGS_PLAIN)
         sources = [self.encode(p.text) for p in prompt.passages] if params.copy_boost > 0 else []
         return Generation(
-            self._model, self._tokenizer, input_ids, params, stops, self._lock, sources, prefill=self.prefill
+            self._model,
+            self._tokenizer,
+            input_ids,
+            params,
+            stops,
+            self._lock,
+            sources,
+            prefill=self.prefill,
+            prompt_lookup=self.prompt_lookup,
         )
 
     def _abstain(

@@ -81,11 +81,17 @@ class GenerationParams:
         """Tokens can be shown as they are made only without beams."""
         return self.num_beams == 1
 
-    def generate_kwargs(self, prompt_len: int = 0, sources: Sequence[Sequence[int]] = ()) -> dict[str, Any]:
+    def generate_kwargs(
+        self, prompt_len: int = 0, sources: Sequence[Sequence[int]] = (), prompt_lookup: int = 0
+    ) -> dict[str, Any]:
         """Arguments for ``model.generate``: only those that act (no ignored-parameter warnings).
 
         ``prompt_len``: the prompt's tokens, which the repetition penalty must not count.
         ``sources``: token ids of the source texts in the prompt, for ``copy_boost``.
+        ``prompt_lookup``: tokens proposed per step by matching the last words against the
+        prompt (transformers' prompt-lookup decoding). Greedy only: the model verifies each
+        proposed token and keeps it only where it would have picked it, so the text is the same;
+        sampling would change what is drawn and beams cannot use it.
         transformers' own ``repetition_penalty`` counts every token of the input for decoder-only
         models, so at 1.5 it pushes the model away from every word of the sources it should
         quote (greedy decoding turns incoherent); the processor below sees generated tokens only.
@@ -119,6 +125,8 @@ class GenerationParams:
             kwargs.update(temperature=None, top_k=None, top_p=None)
         if self.num_beams > 1:
             kwargs["early_stopping"] = True  # stop once num_beams finished candidates exist
+        elif prompt_lookup > 0 and not self.do_sample:
+            kwargs["prompt_lookup_num_tokens"] = prompt_lookup
         return kwargs
 
     def inactive(self) -> dict[str, str]:

@@ -33,7 +33,7 @@ class Timings:
     retrieval_ms: float  # embed the query + dense/BM25 search + fusion + merging
     prompt_tokens: int  # tokens fed to the model
     ttft_ms: float  # from the question to the first answer text (whole answer when beams)
-    tokens_per_s: float  # new tokens / generation seconds
+    tokens_per_s: float  # decoding speed: tokens after the first, per second after it (beams: whole call)
     total_ms: float  # from the question to the finished answer
     new_tokens: int  # tokens generated
     evidence_ms: float = 0.0  # picking the evidence sentences (shown before generation starts)

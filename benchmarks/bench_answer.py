@@ -34,7 +34,7 @@ def pct(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def plain_generate(model, tokenizer, ids, params, sources=()):
+def plain_generate(model, tokenizer, ids, params, sources=(), prompt_lookup=0):
     """The baseline: one ``model.generate`` call with the same arguments and seed. Returns (ids, seconds)."""
     import torch
 
@@ -45,7 +45,7 @@ def plain_generate(model, tokenizer, ids, params, sources=()):
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             pad_token_id=tokenizer.pad_token_id,
-            **params.generate_kwargs(prompt_len=ids.shape[1], sources=sources),
+            **params.generate_kwargs(prompt_len=ids.shape[1], sources=sources, prompt_lookup=prompt_lookup),
         )
     return out, time.perf_counter() - t
 
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset",
         "context",
         "abstain_below",
+        "prompt_lookup",
     )
     parser.add_argument(
         "--questions", default="data/dev_questions.jsonl", help="questions to time retrieval on"
@@ -82,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5, help="timed question pairs (assistant + plain)")
     parser.add_argument(
-        "--prefill-questions",
+        "--compare-questions",
         type=int,
         default=12,
-        help="questions answered with fp32 and bf16 prefill (0: skip)",
+        help="questions answered as configured and by each variant (bf16 prefill, no lookup); 0 = skip",
     )
     args = parser.parse_args(argv)
     try:
@@ -112,41 +113,59 @@ def run(args: argparse.Namespace) -> int:
     params = get_params(settings.preset).replace(max_new_tokens=args.max_new_tokens, seed=0)
     bot.ask(questions[0], params.replace(max_new_tokens=4))  # warm-up
     rows = [time_answer(bot, q, params, settings.context) for q in questions[1 : args.reps + 1]]
-    if params.num_beams == 1 and args.prefill_questions > 0:
-        compare_prefill(bot, questions[1 : args.prefill_questions + 1], params)
+    if params.num_beams == 1 and args.compare_questions > 0:
+        compare_variants(bot, questions[1 : args.compare_questions + 1], params)
     print_summary(rows)
     return 0
 
 
-def compare_prefill(bot: Any, questions: list[str], params: Any) -> None:
-    """The same questions with the prompt read in fp32 and in bf16 (alternating, so a noisy
-    neighbour hits both): TTFT, tokens/s, and how much of the greedy text stays the same."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "bf16 prefill": {"prefill": "bf16"},
+    "no prompt lookup": {"prompt_lookup": 0},
+}
+
+
+def compare_variants(bot: Any, questions: list[str], params: Any) -> None:
+    """The same questions answered as configured and by each variant of :data:`VARIANTS`
+    (alternating, so a noisy neighbour hits all): TTFT, tokens/s, and how much of the greedy text
+    stays the same."""
     from core.hardware import cpu_supports_bf16
 
+    variants = dict(VARIANTS)
     if bot._model.device.type == "cpu" and not cpu_supports_bf16():
-        print("prefill: this CPU has no native bf16; bf16 prefill would be slower, not compared")
-        return
-    runs: dict[str, list[Any]] = {"fp32": [], "bf16": []}
+        print("bf16 prefill: this CPU has no native bf16, so it would be slower; not compared")
+        del variants["bf16 prefill"]
+    variants = {k: v for k, v in variants.items() if any(getattr(bot, a) != x for a, x in v.items())}
+    default = {a: getattr(bot, a) for v in variants.values() for a in v}
+    runs: dict[str, list[Any]] = {"as configured": [], **{k: [] for k in variants}}
     for q in questions:
-        for prefill in runs:
-            bot.prefill = prefill
-            runs[prefill].append(bot.ask(q, params))
-    bot.prefill = "fp32"
+        for name in runs:
+            for attr, value in (default | variants.get(name, {})).items():
+                setattr(bot, attr, value)
+            runs[name].append(bot.ask(q, params))
+    for attr, value in default.items():
+        setattr(bot, attr, value)
+    base = runs["as configured"]
+    for name, answers in runs.items():
+        same, kept = _same_text(bot, base, answers)
+        ttft = statistics.median(a.timings.ttft_ms for a in answers)
+        print(
+            f"{name:>16} ({len(questions)} questions): TTFT p50 {ttft:.0f} ms, tokens/s p50 "
+            f"{statistics.median(a.timings.tokens_per_s for a in answers):.1f}, total p50 "
+            f"{statistics.median(a.timings.total_ms for a in answers) / 1000:.2f} s; identical answers "
+            f"{same}/{len(answers)}, {kept:.0%} of the configured answers' tokens before the first difference"
+        )
+
+
+def _same_text(bot: Any, base: list[Any], other: list[Any]) -> tuple[int, float]:
+    """(answers identical to ``base``'s, share of ``base``'s tokens before the first difference)."""
     same = kept = total = 0
-    for a, b in zip(runs["fp32"], runs["bf16"], strict=True):
+    for a, b in zip(base, other, strict=True):
         x, y = bot.encode(a.model_text), bot.encode(b.model_text)
         kept += next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
         total += len(x)
         same += x == y
-    ttft = {k: statistics.median(a.timings.ttft_ms for a in v) for k, v in runs.items()}
-    tps = {k: statistics.median(a.timings.tokens_per_s for a in v) for k, v in runs.items()}
-    print(
-        f"prefill fp32 vs bf16 ({len(questions)} questions): "
-        f"TTFT p50 {ttft['fp32']:.0f} vs {ttft['bf16']:.0f} ms "
-        f"({ttft['bf16'] / ttft['fp32']:.2f}x), tokens/s p50 {tps['fp32']:.1f} vs {tps['bf16']:.1f}; "
-        f"identical answers {same}/{len(questions)}, {kept / max(total, 1):.0%} of fp32's tokens before "
-        f"the first difference"
-    )
+    return same, kept / max(total, 1)
 
 
 def time_retrieval(settings: Settings, questions: list[str]) -> Any:
@@ -182,6 +201,7 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
         passages=settings.passages,
         context=settings.context,
         abstain_below=settings.abstain_below,
+        prompt_lookup=settings.prompt_lookup,
         cache_dir=settings.cache_dir or None,
         retriever=retriever,
     )
@@ -206,7 +226,9 @@ def time_answer(bot: Any, question: str, params: Any, context: str) -> tuple[flo
     prompt = bot.build_prompt(question, hits, (), params.max_new_tokens, evidence)
     ids = torch.tensor([bot.encode(prompt.text)])
     sources = [bot.encode(p.text) for p in prompt.passages]
-    out, plain_s = in_worker_thread(plain_generate, bot._model, bot._tokenizer, ids, params, sources)
+    out, plain_s = in_worker_thread(
+        plain_generate, bot._model, bot._tokenizer, ids, params, sources, bot.prompt_lookup
+    )
     plain_tokens = out.shape[1] - ids.shape[1]
     t_ = answer.timings
     shown_ms = t_.retrieval_ms + t_.evidence_ms

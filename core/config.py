@@ -202,6 +202,14 @@ class Settings:
     prefill: str = setting(
         "answering", "fp32", '"fp32", or "bf16": the prompt is read under bf16 autocast (first token sooner)'
     )
+    # 10: greedy answers quote the sources, so their next tokens are often already in the prompt; the
+    # model checks up to 10 proposed tokens in one step and keeps those it would have chosen itself,
+    # so the text is the same. Decoding went from 14.4 to 37.7 tokens/s on 12 dev questions (README)
+    prompt_lookup: int = setting(
+        "answering",
+        10,
+        "tokens proposed from the prompt per step when decoding greedily (same text, faster); 0 = off",
+    )
 
     # --- app ---------------------------------------------------------------------
     port: int = setting("app", 8501, "Streamlit port for `make app`")
@@ -260,6 +268,7 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("evidence_sentences", lambda s: s.evidence_sentences >= 1, ">= 1"),
     # a score is a cosine in [0, 1): 1 or more would refuse every question
     ("abstain_below", lambda s: 0 <= s.abstain_below < 1, "in [0, 1); 0 = never abstain"),
+    ("prompt_lookup", lambda s: s.prompt_lookup >= 0, ">= 0; 0 = off"),
     ("port", lambda s: 1 <= s.port <= 65535, "in [1, 65535]"),
 )
 

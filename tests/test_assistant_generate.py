@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from assistant.generate import Generation, cut_at_stop
+from assistant.generate import Generation, TokenStreamer, cut_at_stop, partial_stop
 from assistant.presets import (
     CUSTOM,
     PARAM_HELP,
@@ -142,6 +142,34 @@ def test_cut_at_stop(text: str, expected: tuple[str, bool]) -> None:
     assert cut_at_stop(text, ("\nQuestion:",)) == expected
 
 
+STOPS = ("<sources>", "</sources>", "\nQuestion:")
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("A pipe connects two commands", 0),  # nothing a stop string starts with: all shown
+        ("A pipe connects <", 1),  # may become "<sources>"
+        ("A pipe connects </sour", 6),
+        ("see [1]\nQuest", 6),
+        ("a < b and c", 0),  # a stop string's first letters in the middle do not count
+        ("", 0),
+        ("<sources", 8),  # one letter short of the stop string itself
+    ],
+)
+def test_partial_stop_holds_back_only_what_may_become_a_stop_string(text: str, held: int) -> None:
+    assert partial_stop(text, STOPS) == held
+
+
+@pytest.mark.parametrize(
+    ("preset", "lookup", "expected"),
+    [("precise", 10, 10), ("precise", 0, None), ("creative", 10, None), ("technical", 10, None)],
+)
+def test_prompt_lookup_only_for_greedy_decoding(preset: str, lookup: int, expected: int | None) -> None:
+    kwargs = PRESETS[preset].generate_kwargs(prompt_len=5, prompt_lookup=lookup)
+    assert kwargs.get("prompt_lookup_num_tokens") == expected
+
+
 # --- on a tiny GPT-2 -------------------------------------------------------------------
 
 
@@ -243,3 +271,36 @@ def test_bf16_prefill_cache_continues_the_prompt(tiny_lm) -> None:
     gen = Generation(model, tok, ids, greedy, prefill="bf16")
     assert gen.prefill == "bf16" and gen.run() and gen.new_tokens >= 1
     assert Generation(model, tok, ids, PRESETS["technical"], prefill="bf16").prefill == "fp32"
+
+
+@pytest.mark.slow
+def test_token_streamer_hands_out_each_token_without_broken_characters(tiny_lm) -> None:
+    import torch
+
+    _, tok = tiny_lm
+    text = "Use 2>&1 to send stderr café 😀 to the same place"
+    ids = tok(text).input_ids
+    streamer = TokenStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+    streamer.put(torch.tensor([[0]]))  # the prompt: skipped
+    pieces = []
+    for i in ids:
+        streamer.put(torch.tensor([[i]]))
+        while not streamer.text_queue.empty():
+            pieces.append(streamer.text_queue.get())
+    streamer.end()
+    pieces.extend(iter(streamer.text_queue.get, streamer.stop_signal))
+    assert "".join(pieces) == tok.decode(ids)
+    assert not any("\ufffd" in p for p in pieces)  # a split emoji waits for its last byte
+    assert sum(bool(p) for p in pieces) > len(text.split())  # symbols and word parts stream too
+    assert streamer.first_token_at is not None
+
+
+@pytest.mark.slow
+def test_prompt_lookup_gives_the_same_greedy_text(tiny_lm) -> None:
+    model, tok = tiny_lm
+    ids = _ids(tok, "the pipe sends output to input. the pipe sends output to input. the pipe")
+    params = PRESETS["precise"].replace(max_new_tokens=24)
+    plain = Generation(model, tok, ids, params)
+    looked_up = Generation(model, tok, ids, params, prompt_lookup=10)
+    assert plain.run() == looked_up.run() and plain.new_tokens == looked_up.new_tokens
+    assert looked_up.tokens_per_s > 0
