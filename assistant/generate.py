@@ -155,7 +155,9 @@ class Generation:
         # beams re-order and copy the cache per candidate: they keep generate's own prefill
         self.prefill = prefill if params.num_beams == 1 and input_ids.shape[1] > 1 else "fp32"
         self.sources = sources  # token ids of the source texts in the prompt (for copy_boost)
-        self.prompt_lookup = prompt_lookup  # greedy only: see GenerationParams.generate_kwargs
+        # greedy only: see GenerationParams.generate_kwargs. Not with a bf16 prefill: generate's
+        # prompt lookup on a cache handed in came out slower and different (0 of 6 dev answers the same)
+        self.prompt_lookup = prompt_lookup if self.prefill == "fp32" else 0
         self.stops = tuple(stop_strings)
         self.lock = lock or threading.Lock()
         self.text = ""

@@ -6,8 +6,11 @@ found in that passage sentence and the next one, so a sentence that joins two is
 The best match above ``SUPPORTED`` marks it supported, with that passage's number.
 
 Code is checked exactly, since one changed character makes a different command: every code
-span of the answer (```fenced```, `inline`, or a ``$ command`` line) must appear in a passage
-(compared without whitespace, which PDF extraction moves around); the rest are flagged.
+span of the answer (```fenced```, `inline`, a ``$ command`` line, or a bare shell-like token such
+as ``2>&1`` or ``>>`` in the prose) must appear in a passage (compared without whitespace, which
+PDF extraction moves around); the rest are flagged, and a sentence holding one is not supported
+however close its words are: a quote with ``<`` and ``>`` swapped reads almost the same to an
+embedder but is another command.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.S)
 _INLINE = re.compile(r"`([^`\n]+)`")
 _DOLLAR = re.compile(r"^\s*\$\s+(.+)$", re.M)
+_OPERATOR = re.compile(r"[<>|&$=;{}]")  # characters of shell syntax that prose rarely uses
+_EDGES = "\"'.,:;!?()[]"  # sentence punctuation around a bare token, not part of it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +62,21 @@ NO_ANSWER = Support(1.0, [], [])
 
 
 def code_spans(text: str) -> list[str]:
-    """Fenced blocks, inline code and ``$ command`` lines, in order of appearance."""
+    """Fenced blocks, inline code, ``$ command`` lines, then bare shell-like tokens of the prose."""
     spans = [m.group(1).strip() for m in _FENCED.finditer(text)]
     rest = _FENCED.sub(" ", text)
     spans += [m.group(1).strip() for m in _INLINE.finditer(rest)]
-    spans += [m.group(1).strip() for m in _DOLLAR.finditer(_INLINE.sub(" ", rest))]
+    rest = _INLINE.sub(" ", rest)
+    spans += [m.group(1).strip() for m in _DOLLAR.finditer(rest)]
+    spans += bare_code(_DOLLAR.sub(" ", rest))
     return [s for s in spans if s]
+
+
+def bare_code(prose: str) -> list[str]:
+    """Tokens of at least two characters holding shell syntax (``2>&1``, ``>>``, ``a|b``, ``x=1``)
+    written without code marks. A lone ``<`` or ``>`` is left out: it is also prose ("n > 0")."""
+    tokens = (t.strip(_EDGES) for t in prose.split())
+    return [t for t in tokens if len(t) >= 2 and _OPERATOR.search(t)]
 
 
 def _squeeze(text: str) -> str:
@@ -72,6 +86,10 @@ def _squeeze(text: str) -> str:
 def unsupported_code(answer: str, sources: Sequence[SourceText]) -> list[str]:
     haystack = [_squeeze(s.text) for s in sources]
     return [c for c in code_spans(answer) if not any(_squeeze(c) in h for h in haystack)]
+
+
+def _made_up_code(sentence: str, sources: Sequence[SourceText]) -> bool:
+    return bool(unsupported_code(sentence, sources))
 
 
 def check_support(
@@ -109,7 +127,8 @@ def check_support(
             fused = (1 - coverage_weight) * cosine[row] + coverage_weight * coverage
             best = int(np.argmax(fused))
             score = float(fused[best])
-            results[k] = SentenceSupport(s, score >= threshold, units[best][0], score)
+            ok = score >= threshold and not _made_up_code(s, sources)
+            results[k] = SentenceSupport(s, ok, units[best][0], score)
     elif judged:  # no passages at all: nothing can support the answer
         results = {k: SentenceSupport(s, False, None, 0.0) for k, s in judged}
     out = [results.get(k, SentenceSupport(s, True, None, 1.0)) for k, s in enumerate(sentences)]

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "bf16 prefill": {"prefill": "bf16"},
+    "bf16 prefill": {"prefill": "bf16"},  # without prompt lookup (Generation turns it off)
     "no prompt lookup": {"prompt_lookup": 0},
 }
 

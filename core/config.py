@@ -198,7 +198,8 @@ class Settings:
         "answering", 0.45, "best evidence score under which the answer says the books do not cover it"
     )
     # fp32: bf16 reads the prompt 1.5x faster on CPUs with native bf16, but 2 of 12 dev answers came out
-    # different from fp32's (83% of tokens before the first difference), under the 90% asked for
+    # different from fp32's (83% of tokens before the first difference), under the 90% asked for; and it
+    # turns prompt lookup off (the two together gave other answers, slower)
     prefill: str = setting(
         "answering", "fp32", '"fp32", or "bf16": the prompt is read under bf16 autocast (first token sooner)'
     )

@@ -168,6 +168,36 @@ def test_code_spans(answer: str, expected: list[str]) -> None:
     assert code_spans(answer) == expected
 
 
+@pytest.mark.parametrize(
+    ("prose", "expected"),
+    [
+        ("Use 2>&1 to join them.", ["2>&1"]),
+        ("Append with >>, not >.", [">>"]),  # a lone > is also prose
+        ("Set x=1 (then run it).", ["x=1"]),
+        ("Loop while n > 0 and i < 10 [2].", []),
+        ("Pipes like ls|wc count lines.", ["ls|wc"]),
+        ("Plain prose, with punctuation; and a citation [1].", []),
+    ],
+)
+def test_bare_shell_tokens_count_as_code(prose: str, expected: list[str]) -> None:
+    from assistant.support import bare_code
+
+    assert bare_code(prose) == expected
+    assert code_spans(prose) == expected
+
+
+def test_a_quote_with_its_command_garbled_is_not_supported() -> None:
+    """Close in words (an embedder scores it as a quote) but another command: flagged, and the
+    sentence is not supported."""
+    quote = "To send both to the file dirlist, use ls > dirlist 2>&1 here."
+    src = [SourceText(1, "bashref.pdf", [44], quote)]
+    right = check_support("To send both to the file dirlist, use ls > dirlist 2>&1 [1].", src, EMBED)
+    garbled = check_support("To send both to the file dirlist, use ls < dirlist 1>&0 [1].", src, EMBED)
+    assert right.sentences[0].supported and right.unsupported_code == []
+    assert garbled.sentences[0].score >= 0.6  # words alone would pass it
+    assert not garbled.sentences[0].supported and garbled.unsupported_code == ["1>&0"]
+
+
 def test_code_is_compared_without_whitespace_that_extraction_moves() -> None:
     src = [SourceText(1, "a.pdf", [1], "Use cmd 2 >&1 to join them.")]
     assert unsupported_code("Use `cmd 2>&1`.", src) == []
