@@ -28,9 +28,10 @@ MIN_WORDS = 5  # shorter sentences are headings or fragments, never evidence on 
 MAX_UNIT_WORDS = 90  # a sentence with its completing neighbours stays a quote, not a page
 # Embedding costs ~5 ms a sentence on 2 cores: past this many candidates, only those sharing the
 # most question words (then from the best-ranked passages) are embedded, which bounds the wait
-# before the evidence shows whatever the passages' length. 24 instead of 40: evidence p50 228 ->
-# 151 ms on the 54 dev questions, evidence-only F1 0.178 -> 0.180 (unseen books: 0.261 both).
-MAX_CANDIDATES = 24
+# before the evidence shows whatever the passages' length. 24 would be faster (evidence p50 228 ->
+# 151 ms on the 54 dev questions, same F1) but left out the answer to "What is the difference
+# between $* and $@ in bash?" (no content words to shortlist by), so the assistant refused it.
+MAX_CANDIDATES = 40
 # opening words that refer back to the previous sentence
 _REFERS_BACK = re.compile(
     r"^(this|these|that|those|it|its|they|such|thus|therefore|hence|however|otherwise|also|"
