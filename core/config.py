@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.layout import DEFAULT_INDEX_DIR, DEFAULT_MODEL_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,13 +53,13 @@ class Settings:
     )
     index_dir: str = setting(
         "paths",
-        "data/index",
+        str(DEFAULT_INDEX_DIR),
         "FAISS store + chunks.jsonl + manifest.json (written by indexing)",
         also=("indexing", "training", "retrieval"),
     )
     model_dir: str = setting(
         "paths",
-        "models/finetuned",
+        str(DEFAULT_MODEL_DIR),
         "fine-tuned model (written by training, read by the assistant)",
         also=("training", "answering"),
     )
