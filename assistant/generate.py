@@ -168,6 +168,7 @@ class Generation:
         self.cancelled = threading.Event()  # set by cancel() or by abandoning the iterator
         self._started = 0.0
         self._first_token_at: float | None = None  # when streaming: the first new token's time
+        self._worker: tuple[threading.Thread, TokenStreamer, dict[str, Any]] | None = None  # start()
 
     def cancel(self) -> None:
         """Stop generating at the next token (the reader went away: a rerun, a new question)."""
@@ -250,7 +251,12 @@ class Generation:
             return
         yield from self._stream()
 
-    def _stream(self) -> Iterator[str]:
+    def start(self) -> None:
+        """Start generating now, before anyone reads the pieces (streaming only; idempotent): the
+        model reads the prompt while the caller shows the evidence. Pieces wait in the streamer's
+        queue; an answer nobody reads still ends at ``max_new_tokens`` or at :meth:`cancel`."""
+        if self._worker is not None or not self.params.streams:
+            return
         streamer = TokenStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
 
@@ -262,7 +268,13 @@ class Generation:
                 streamer.end()
 
         thread = threading.Thread(target=work, name="bookworm-generate", daemon=True)
+        self._worker = (thread, streamer, result)
         thread.start()
+
+    def _stream(self) -> Iterator[str]:
+        self.start()
+        assert self._worker is not None
+        thread, streamer, result = self._worker
         seen, start, shown = "", None, 0  # text so far; where the answer starts; how much was handed out
         for piece in streamer:
             seen += piece

@@ -61,7 +61,8 @@ class AnswerStream:
 
     ``.evidence`` and ``.sources`` are there from the start, before the first piece, so a UI
     can show the books' own sentences while the model is still writing.
-    Reading ``.answer`` before the end finishes the generation first.
+    Reading ``.answer`` before the end finishes the generation first. A stream dropped unread
+    (a Streamlit rerun while the evidence renders) stops its generation, freeing the model.
     """
 
     def __init__(
@@ -71,26 +72,39 @@ class AnswerStream:
         evidence: Sequence[Evidence] = (),
         sources: Sequence[Source] = (),
         abstained: bool = False,
+        cancel: Callable[[], None] = lambda: None,
     ):
-        self._pieces, self._finish = pieces, finish
+        self._pieces, self._finish, self._cancel = pieces, finish, cancel
         self.evidence, self.sources, self.abstained = list(evidence), list(sources), abstained
         self._answer: Answer | None = None
-        self._gen = self._run()
+        # made at the first read: the generator refers back to the stream, and a stream never read
+        # must hold no such cycle, so that dropping it runs __del__ (and cancels) at once
+        self._gen: Iterator[str] | None = None
 
     def _run(self) -> Iterator[str]:
         yield from self._pieces
         self._answer = self._finish()
 
     def __iter__(self) -> Iterator[str]:
+        if self._gen is None:
+            self._gen = self._run()
         return self._gen
 
     @property
     def answer(self) -> Answer:
         if self._answer is None:
-            for _ in self._gen:
+            for _ in self:
                 pass
         assert self._answer is not None
         return self._answer
+
+    def cancel(self) -> None:
+        """Stop generating at the next token (no effect once the answer is finished)."""
+        if self._answer is None:
+            self._cancel()
+
+    def __del__(self) -> None:
+        self.cancel()
 
 
 class Assistant:
@@ -284,7 +298,8 @@ class Assistant:
         preset: str | None = None,
     ) -> AnswerStream:
         """Retrieve, pick the evidence, build the prompt and start generating; iterate the result
-        for text pieces. Returns once the evidence is known (``.evidence``), before generating."""
+        for text pieces. Returns once the evidence is known (``.evidence``); a streaming answer is
+        already being generated in the background by then (the first piece waits in a queue)."""
         clock = _Clock(time.perf_counter())
         question = question.strip()
         hits = self.search(question, k)
@@ -300,6 +315,7 @@ class Assistant:
             question, hits, history, params.max_new_tokens, evidence if use_evidence else None
         )
         gen = self._generation(prompt, params)
+        gen.start()  # the model reads the prompt while the caller shows the evidence
 
         def finish() -> Answer:
             end = time.perf_counter()
@@ -321,7 +337,7 @@ class Assistant:
                 prefill=gen.prefill,
             )
 
-        return AnswerStream(clock.timed(gen), finish, evidence, sources)
+        return AnswerStream(clock.timed(gen), finish, evidence, sources, cancel=gen.cancel)
 
     def _too_weak(self, hits: Sequence[Hit], evidence: Sequence[Evidence]) -> bool:
         """Abstain: passages were found but their best sentence scores under ``abstain_below``."""

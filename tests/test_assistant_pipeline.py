@@ -246,6 +246,20 @@ def test_cli_ask_prints_the_evidence_before_the_answer(
 
 
 @pytest.mark.slow
+def test_generation_starts_with_the_stream_and_a_dropped_stream_frees_the_model(bot: Assistant) -> None:
+    params = PRESETS["precise"].replace(max_new_tokens=400, repetition_penalty=1.0, copy_boost=0.0)
+    stream = bot.stream(QUESTION, params)
+    gen = stream._cancel.__self__  # the Generation behind it
+    assert gen._worker is not None and gen._worker[0].is_alive()  # reading the prompt already
+    del stream  # never read: a rerun dropped it
+    assert gen.cancelled.is_set()
+    gen._worker[0].join(timeout=30)
+    assert not gen._worker[0].is_alive() and gen.new_tokens < 400
+    assert bot._lock.acquire(timeout=5)
+    bot._lock.release()
+
+
+@pytest.mark.slow
 def test_evidence_is_known_before_generation_and_shortens_the_prompt(bot: Assistant) -> None:
     params = PRESETS["precise"].replace(max_new_tokens=6)
     stream = bot.stream(QUESTION, params)
