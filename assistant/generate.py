@@ -184,7 +184,10 @@ class Generation:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         criteria: list[StoppingCriteria] = [StopOnEvent(self.cancelled)]
         if self.stops:
-            criteria.append(StopOnStrings(self.tokenizer, self.stops, self.input_ids.shape[1]))
+            # prompt lookup may add up to prompt_lookup + 1 tokens in one step: the decoded tail must
+            # still reach back to where a stop string could have begun
+            tail = 12 + self.prompt_lookup
+            criteria.append(StopOnStrings(self.tokenizer, self.stops, self.input_ids.shape[1], tail))
         kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
         return kwargs
 

@@ -304,3 +304,17 @@ def test_prompt_lookup_gives_the_same_greedy_text(tiny_lm) -> None:
     looked_up = Generation(model, tok, ids, params, prompt_lookup=10)
     assert plain.run() == looked_up.run() and plain.new_tokens == looked_up.new_tokens
     assert looked_up.tokens_per_s > 0
+
+
+@pytest.mark.slow
+def test_stop_string_ends_a_prompt_lookup_answer(tiny_lm) -> None:
+    """Prompt lookup adds several tokens a step; the stop check still sees where a stop string began."""
+    model, tok = tiny_lm
+    ids = _ids(tok, "the pipe sends output to input. the pipe sends output to input. the pipe")
+    params = PRESETS["precise"].replace(max_new_tokens=40, repetition_penalty=1.0, copy_boost=0.0)
+    free = Generation(model, tok, ids, params, prompt_lookup=10).run()
+    assert len(free) >= 12, free
+    stop = free[len(free) // 2 : len(free) // 2 + 4]  # first seen halfway through the answer
+    gen = Generation(model, tok, ids, params, stop_strings=(stop,), prompt_lookup=10)
+    text = "".join(gen)
+    assert gen.stopped_at_string and stop not in text and gen.new_tokens < 40
