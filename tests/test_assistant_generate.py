@@ -19,7 +19,7 @@ from assistant.presets import (
 from core.errors import ConfigError
 
 TABLE = {  # the table: temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams
-    "precise": (0.3, 0, 1.0, 1.3, 150, 1),  # + copy_boost 2.0
+    "precise": (0.3, 0, 1.0, 1.3, 150, 1),  # + copy_boost 3.0
     "technical": (0.3, 0, 0.85, 1.5, 150, 4),
     "balanced": (0.7, 0, 0.9, 1.2, 200, 4),
     "creative": (0.9, 50, 0.95, 1.2, 200, 1),
@@ -84,7 +84,7 @@ def test_copy_boost_is_passed_only_with_sources() -> None:
     from assistant.decoding import SourceCopyLogitsProcessor
 
     p = PRESETS["precise"]
-    assert p.copy_boost == 2.0
+    assert p.copy_boost == 3.0
     with_sources = p.generate_kwargs(prompt_len=3, sources=[[1, 2]])["logits_processor"]
     assert any(isinstance(x, SourceCopyLogitsProcessor) for x in with_sources)
     assert not any(isinstance(x, SourceCopyLogitsProcessor) for x in p.generate_kwargs(3)["logits_processor"])
