@@ -59,6 +59,7 @@ def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[s
 
 PROMPT_LOOKUP = 10  # tokens proposed from the prompt per greedy step, as the assistant's default
 
+
 def describe_scores(scores: dict[str, Any]) -> str:
     return (
         f"F1 {scores['f1']:.3f}, citation accuracy {scores['citation_accuracy']:.2f} "
