@@ -84,12 +84,12 @@ def _squeeze(text: str) -> str:
 
 
 def unsupported_code(answer: str, sources: Sequence[SourceText]) -> list[str]:
-    haystack = [_squeeze(s.text) for s in sources]
-    return [c for c in code_spans(answer) if not any(_squeeze(c) in h for h in haystack)]
+    return _not_found(code_spans(answer), [_squeeze(s.text) for s in sources])
 
 
-def _made_up_code(sentence: str, sources: Sequence[SourceText]) -> bool:
-    return bool(unsupported_code(sentence, sources))
+def _not_found(spans: list[str], haystack: list[str]) -> list[str]:
+    """The spans that occur in none of the (whitespace-squeezed) source texts."""
+    return [c for c in spans if not any(_squeeze(c) in h for h in haystack)]
 
 
 def check_support(
@@ -101,6 +101,7 @@ def check_support(
     coverage_weight: float = COVERAGE_WEIGHT,
 ) -> Support:
     """Judge each sentence of ``answer`` against the sentences of ``sources``."""
+    haystack = [_squeeze(s.text) for s in sources]  # code is looked up verbatim, whitespace aside
     plain = _FENCED.sub(" ", answer)  # code blocks are judged exactly, below, not as prose
     sentences = [s.text for s in split_sentences(plain)]
     # contents and index pages list titles and page numbers: they back no claim
@@ -127,11 +128,11 @@ def check_support(
             fused = (1 - coverage_weight) * cosine[row] + coverage_weight * coverage
             best = int(np.argmax(fused))
             score = float(fused[best])
-            ok = score >= threshold and not _made_up_code(s, sources)
+            ok = score >= threshold and not _not_found(code_spans(s), haystack)
             results[k] = SentenceSupport(s, ok, units[best][0], score)
     elif judged:  # no passages at all: nothing can support the answer
         results = {k: SentenceSupport(s, False, None, 0.0) for k, s in judged}
     out = [results.get(k, SentenceSupport(s, True, None, 1.0)) for k, s in enumerate(sentences)]
     n_judged = len(results)
     fraction = sum(r.supported for r in results.values()) / n_judged if n_judged else 1.0
-    return Support(fraction, out, unsupported_code(answer, sources))
+    return Support(fraction, out, _not_found(code_spans(answer), haystack))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from core.config import Settings
 from core.grounding.cite import cite
 from core.grounding.prompt import STOP_STRINGS_FENCE, STOP_STRINGS_PLAIN
 from core.grounding.scores import cited_numbers, is_abstention, strip_citations, token_f1
@@ -57,7 +58,8 @@ def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[s
     }
 
 
-PROMPT_LOOKUP = 10  # tokens proposed from the prompt per greedy step, as the assistant's default
+# tokens proposed from the prompt per greedy step: the assistant's default, so scores match the chat's
+PROMPT_LOOKUP = Settings.prompt_lookup
 
 
 def describe_scores(scores: dict[str, Any]) -> str:
