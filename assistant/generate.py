@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -137,6 +137,7 @@ class Generation:
         sources: token ids of each source text in the prompt, for ``params.copy_boost``.
         prefill: "fp32" or "bf16" (:func:`prefill_cache`).
         prompt_lookup: tokens proposed from the prompt per greedy step (0 = off).
+        sentence_ends: token ids after which the copy boost rests (``decoding.sentence_end_ids``).
     """
 
     def __init__(
@@ -150,11 +151,13 @@ class Generation:
         sources: Sequence[Sequence[int]] = (),
         prefill: str = "fp32",
         prompt_lookup: int = 0,
+        sentence_ends: Collection[int] = (),
     ):
         self.model, self.tokenizer, self.input_ids, self.params = model, tokenizer, input_ids, params
         # beams re-order and copy the cache per candidate: they keep generate's own prefill
         self.prefill = prefill if params.num_beams == 1 and input_ids.shape[1] > 1 else "fp32"
         self.sources = sources  # token ids of the source texts in the prompt (for copy_boost)
+        self.sentence_ends = sentence_ends
         # greedy only: see GenerationParams.generate_kwargs. Not with a bf16 prefill: generate's
         # prompt lookup on a cache handed in came out slower and different (0 of 6 dev answers the same)
         self.prompt_lookup = prompt_lookup if self.prefill == "fp32" else 0
@@ -176,7 +179,10 @@ class Generation:
 
     def _kwargs(self) -> dict[str, Any]:
         kwargs = self.params.generate_kwargs(
-            prompt_len=self.input_ids.shape[1], sources=self.sources, prompt_lookup=self.prompt_lookup
+            prompt_len=self.input_ids.shape[1],
+            sources=self.sources,
+            prompt_lookup=self.prompt_lookup,
+            sentence_ends=self.sentence_ends,
         )
         attention_mask = torch.ones_like(self.input_ids)
         kwargs.update(input_ids=self.input_ids, attention_mask=attention_mask)

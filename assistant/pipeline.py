@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import monitor
+from assistant.decoding import sentence_end_ids
 from assistant.generate import Generation
 from assistant.model import resolve_model
 from assistant.presets import GenerationParams, preset_name
@@ -174,6 +175,7 @@ class Assistant:
         self._model: Any = None
         self._tokenizer: Any = None
         self._prep_tokenizer: Any = None
+        self._sentence_ends: frozenset[int] = frozenset()  # copy_boost rests after these tokens
         self.window = 0
         if load_model:
             self.load_model()
@@ -219,6 +221,7 @@ class Assistant:
                 model, tokenizer = load_lm(self._source)
                 self.window = context_window(model, tokenizer)
                 self._prep_tokenizer = copy.deepcopy(tokenizer)
+                self._sentence_ends = sentence_end_ids(tokenizer)
                 self._tokenizer, self._model = tokenizer, model
 
     @property
@@ -388,6 +391,7 @@ class Assistant:
             sources,
             prefill=self.prefill,
             prompt_lookup=self.prompt_lookup,
+            sentence_ends=self._sentence_ends,
         )
 
     def _abstain(

@@ -23,7 +23,7 @@ with semantics fixed where the usual examples would not do what they say:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from core.errors import ConfigError
@@ -82,12 +82,18 @@ class GenerationParams:
         return self.num_beams == 1
 
     def generate_kwargs(
-        self, prompt_len: int = 0, sources: Sequence[Sequence[int]] = (), prompt_lookup: int = 0
+        self,
+        prompt_len: int = 0,
+        sources: Sequence[Sequence[int]] = (),
+        prompt_lookup: int = 0,
+        sentence_ends: Collection[int] = (),
     ) -> dict[str, Any]:
         """Arguments for ``model.generate``: only those that act (no ignored-parameter warnings).
 
         ``prompt_len``: the prompt's tokens, which the repetition penalty must not count.
         ``sources``: token ids of the source texts in the prompt, for ``copy_boost``.
+        ``sentence_ends``: token ids after which ``copy_boost`` adds nothing
+        (``assistant.decoding.sentence_end_ids``).
         ``prompt_lookup``: tokens proposed per step by matching the last words against the
         prompt (transformers' prompt-lookup decoding). Greedy only: the model verifies each
         proposed token and keeps it only where it would have picked it, so the text is the same;
@@ -112,7 +118,7 @@ class GenerationParams:
         if self.copy_boost > 0 and sources:
             from assistant.decoding import SourceCopyLogitsProcessor
 
-            processors.append(SourceCopyLogitsProcessor(sources, prompt_len, self.copy_boost))
+            processors.append(SourceCopyLogitsProcessor(sources, prompt_len, self.copy_boost, sentence_ends))
         if processors:
             from transformers import LogitsProcessorList
 

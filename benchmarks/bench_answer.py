@@ -34,7 +34,7 @@ def pct(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def plain_generate(model, tokenizer, ids, params, sources=(), prompt_lookup=0):
+def plain_generate(model, tokenizer, ids, params, sources=(), prompt_lookup=0, sentence_ends=()):
     """The baseline: one ``model.generate`` call with the same arguments and seed. Returns (ids, seconds)."""
     import torch
 
@@ -45,7 +45,12 @@ def plain_generate(model, tokenizer, ids, params, sources=(), prompt_lookup=0):
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             pad_token_id=tokenizer.pad_token_id,
-            **params.generate_kwargs(prompt_len=ids.shape[1], sources=sources, prompt_lookup=prompt_lookup),
+            **params.generate_kwargs(
+                prompt_len=ids.shape[1],
+                sources=sources,
+                prompt_lookup=prompt_lookup,
+                sentence_ends=sentence_ends,
+            ),
         )
     return out, time.perf_counter() - t
 
@@ -227,7 +232,14 @@ def time_answer(bot: Any, question: str, params: Any, context: str) -> tuple[flo
     ids = torch.tensor([bot.encode(prompt.text)])
     sources = [bot.encode(p.text) for p in prompt.passages]
     out, plain_s = in_worker_thread(
-        plain_generate, bot._model, bot._tokenizer, ids, params, sources, bot.prompt_lookup
+        plain_generate,
+        bot._model,
+        bot._tokenizer,
+        ids,
+        params,
+        sources,
+        bot.prompt_lookup,
+        bot._sentence_ends,
     )
     plain_tokens = out.shape[1] - ids.shape[1]
     t_ = answer.timings

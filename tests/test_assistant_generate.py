@@ -66,6 +66,8 @@ def test_repetition_penalty_ignores_the_prompt() -> None:
         ([3], {4: 1.0, 7: 1.0}),  # 3 is followed by 4 (source 1) and 7 (source 2)
         ([2, 3], {4: 2.0, 7: 1.0}),  # "2 3" continues with 4: boosted twice
         ([5], {}),  # 5 ends source 1 and does not run on into source 2
+        ([6], {}),  # 6 ends a sentence: whether to go on is left to the model
+        ([2, 6], {}),  # ... even where "2 6" is in no source and 6 is followed by 1 in one
     ],
 )
 def test_copy_boost_favours_continuing_the_sources(generated: list[int], boosted: dict[int, float]) -> None:
@@ -73,11 +75,27 @@ def test_copy_boost_favours_continuing_the_sources(generated: list[int], boosted
 
     from assistant.decoding import SourceCopyLogitsProcessor
 
-    sources = [[1, 2, 3, 4, 5], [3, 7]]
-    processor = SourceCopyLogitsProcessor(sources, prompt_len=2, boost=1.0)
+    sources = [[1, 2, 3, 4, 5], [3, 7], [6, 1]]
+    processor = SourceCopyLogitsProcessor(sources, prompt_len=2, boost=1.0, sentence_ends={6})
     input_ids = torch.tensor([[8, 8, *generated]])
     out = processor(input_ids, torch.zeros(1, 10))
     assert {i: v for i, v in enumerate(out[0].tolist()) if v} == boosted
+
+
+def test_sentence_end_ids_are_the_tokens_that_end_a_sentence(tiny_gpt2_dir) -> None:
+    from transformers import AutoTokenizer
+
+    from assistant.decoding import sentence_end_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    ends = sentence_end_ids(tok)
+    texts = {tok.convert_tokens_to_string([t]): i for t, i in tok.get_vocab().items()}
+    for text in (".", "?", "!", "\n"):
+        assert texts[text] in ends, text
+    for text in (",", "a", " ", ":"):
+        if text in texts:
+            assert texts[text] not in ends, text
+    assert all(tok.decode([i]).rstrip(" ").endswith((".", "!", "?", "…", "\n")) for i in ends)
 
 
 def test_copy_boost_is_passed_only_with_sources() -> None:

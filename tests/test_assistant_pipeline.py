@@ -250,6 +250,7 @@ def test_generation_starts_with_the_stream_and_a_dropped_stream_frees_the_model(
     params = PRESETS["precise"].replace(max_new_tokens=400, repetition_penalty=1.0, copy_boost=0.0)
     stream = bot.stream(QUESTION, params)
     gen = stream._cancel.__self__  # the Generation behind it
+    assert gen.sentence_ends and gen.sentence_ends == bot._sentence_ends  # where the copy boost rests
     assert gen._worker is not None and gen._worker[0].is_alive()  # reading the prompt already
     del stream  # never read: a rerun dropped it
     assert gen.cancelled.is_set()

@@ -241,3 +241,26 @@ def test_answer_scores() -> None:
         and s["median_full_sentences"] == 1.0
     )
     assert full_sentences("You can use the following commands:") == 0
+
+
+def test_indexed_pdfs_missing_at_training_time_are_named_not_silently_skipped(tmp_path) -> None:
+    from tests.conftest import make_pdf
+    from training.sources import book_questions, file_sha256
+
+    here = make_pdf(tmp_path / "here.pdf", ["one"])
+    manifest = {
+        "corpus_dir": str(tmp_path),
+        "files": {
+            "here.pdf": {"status": "indexed", "sha256": file_sha256(here)},
+            "moved.pdf": {"status": "indexed", "sha256": "0" * 64},
+            "broken.pdf": {"status": "failed"},  # never indexed: nothing to miss
+        },
+    }
+    with pytest.warns(UserWarning, match=r"1 indexed PDF\(s\) are not at .*: moved\.pdf\. Run training"):
+        book_questions(manifest, [])
+    del manifest["files"]["moved.pdf"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        book_questions(manifest, [])
