@@ -83,10 +83,6 @@ def _squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def unsupported_code(answer: str, sources: Sequence[SourceText]) -> list[str]:
-    return _not_found(code_spans(answer), [_squeeze(s.text) for s in sources])
-
-
 def _not_found(spans: list[str], haystack: list[str]) -> list[str]:
     """The spans that occur in none of the (whitespace-squeezed) source texts."""
     return [c for c in spans if not any(_squeeze(c) in h for h in haystack)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.support import check_support, code_spans, unsupported_code
+from assistant.support import check_support, code_spans
 from core.grounding.evidence import SourceText, complete, excerpts, select_evidence
 from core.grounding.sentences import Span, content_words, split_sentences
 from tests.assistant_support import FakeEmbedder
@@ -200,8 +200,8 @@ def test_a_quote_with_its_command_garbled_is_not_supported() -> None:
 
 def test_code_is_compared_without_whitespace_that_extraction_moves() -> None:
     src = [SourceText(1, "a.pdf", [1], "Use cmd 2 >&1 to join them.")]
-    assert unsupported_code("Use `cmd 2>&1`.", src) == []
-    assert unsupported_code("Use `cmd 2>&2`.", src) == ["cmd 2>&2"]
+    assert check_support("Use `cmd 2>&1`.", src, EMBED).unsupported_code == []
+    assert check_support("Use `cmd 2>&2`.", src, EMBED).unsupported_code == ["cmd 2>&2"]
 
 
 def test_no_passages_means_nothing_is_supported_and_short_sentences_are_not_judged() -> None:
