@@ -138,7 +138,7 @@ class Assistant:
         base_model: str = "gpt2",
         retrieval: str = "dense",
         passages: int = 5,
-        history_turns: int = 2,
+        history_turns: int = 0,
         context: str = "evidence",
         evidence_sentences: int = 3,
         abstain_below: float = 0.0,

@@ -182,8 +182,13 @@ class Settings:
     preset: str = setting(
         "answering", "precise", "generation preset: precise, technical, balanced, creative or custom"
     )
+    # 0: a 135M model shown its earlier answers copies them. Asked the first 20 dev questions as one
+    # chat with 2 turns kept, the answer-from-sources model answered the last 7 (flex, SBCL) with its
+    # on.exit answer from R, and in the browser "How do I write my own function in R?" got the
+    # pipefail answer before it; with 0, every answer came from its own question's sources. Retrieval
+    # never read the history, so a follow-up lost nothing it had.
     history_turns: int = setting(
-        "answering", 2, "earlier question/answer pairs kept in the prompt, budget allowing"
+        "answering", 0, "earlier question/answer pairs kept in the prompt, budget allowing (0: none)"
     )
     context: str = setting(
         "answering",

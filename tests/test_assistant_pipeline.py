@@ -42,6 +42,7 @@ def bot(index_dir, lm_1024, tmp_path) -> Assistant:
         base_model=str(lm_1024),
         retriever=retriever,
         log_file=tmp_path / "answers.jsonl",
+        history_turns=2,  # test_stream_and_history checks the turns reach the prompt
     )
 
 
