@@ -19,6 +19,7 @@ from typing import Any
 from assistant.records import page_label
 from core.config import Settings, add_settings_args, settings_from_args, settings_in
 from core.errors import BookwormError, ConfigError
+from core.grounding.prompt import continue_text
 from core.quiet import quiet_libraries
 
 GEN_FLAGS = {  # flag -> (GenerationParams field, type); any of them makes the preset "custom"
@@ -96,7 +97,8 @@ def _print_sources(answer: Any) -> None:
         f"\n{answer.model_id}{' (fine-tuned)' if answer.fine_tuned else ''} · {answer.preset} · "
         f"retrieval {t.retrieval_ms:.0f} ms · evidence {t.evidence_ms:.0f} ms · "
         f"prompt {t.prompt_tokens} tok · first text {t.ttft_ms:.0f} ms · "
-        f"{t.new_tokens} tok at {t.tokens_per_s:.1f} tok/s · total {t.total_ms / 1000:.1f} s",
+        + (f"model's first token {t.first_token_ms:.0f} ms · " if answer.lead else "")
+        + f"{t.new_tokens} tok at {t.tokens_per_s:.1f} tok/s · total {t.total_ms / 1000:.1f} s",
         file=sys.stderr,
     )
     if answer.support is not None and not answer.abstained:
@@ -148,7 +150,7 @@ def _answer(bot: Any, question: str, preset: str, params: Any, history: list, as
         print(piece, end="", flush=True)
     print()
     answer = stream.answer
-    if answer.model_text and answer.text != answer.model_text:
+    if answer.model_text and answer.text != continue_text(answer.lead, answer.model_text):
         print(f"With citations checked against the passages:\n{answer.text}")
     _print_support(answer)
     _print_sources(answer)

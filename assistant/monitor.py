@@ -55,6 +55,8 @@ def log_answer(path: str | Path, answer: Any) -> None:
             "fine_tuned": answer.fine_tuned,
             "retrieval_ms": round(t.retrieval_ms, 1),
             "ttft_ms": round(t.ttft_ms, 1),
+            "first_token_ms": round(t.first_token_ms, 1),  # the model's; ttft_ms counts an opening quote
+            "lead": bool(answer.lead),
             "total_ms": round(t.total_ms, 1),
             "tokens_per_s": round(t.tokens_per_s, 2),
             "prompt_tokens": t.prompt_tokens,

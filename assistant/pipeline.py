@@ -34,8 +34,11 @@ from core.grounding.prompt import (
     Prompt,
     Turn,
     build_prompt,
+    continue_text,
+    lead_quote,
     prompt_passages,
     renderer_for,
+    with_opening,
 )
 from indexing.records import Hit
 
@@ -52,6 +55,7 @@ __all__ = [
 ]
 
 CONTEXTS = ("evidence", "passages")
+LEADS = ("quote", "none")  # the answer opens with the best evidence quote, or the model writes it all
 PREFILLS = ("fp32", "bf16")  # the precision the prompt is read at (generate.prefill_cache)
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
@@ -123,6 +127,8 @@ class Assistant:
         evidence_sentences: evidence items picked per question (2-4 read best).
         abstain_below: best evidence score under which the answer says the books do not cover
             the question instead of generating one (0 = never abstain).
+        lead: "quote": the answer opens with the best evidence item, verbatim and cited, and the
+            model continues it; "none": the model writes the whole answer.
         prefill: "fp32", or "bf16" to read the prompt under bf16 autocast.
         prompt_lookup: tokens proposed from the prompt per greedy step (same text, faster; 0 = off).
         embedder: the embedder settings name; the index refuses a different one. None = the index's own.
@@ -143,6 +149,7 @@ class Assistant:
         evidence_sentences: int = 3,
         abstain_below: float = 0.0,
         *,
+        lead: str = "quote",
         prefill: str = "fp32",
         prompt_lookup: int = 0,
         offline_fallback: bool = True,
@@ -159,6 +166,9 @@ class Assistant:
             raise ConfigError("evidence_sentences must be >= 1")
         self.passages, self.history_turns, self.log_file = passages, history_turns, log_file
         self.context, self.evidence_sentences, self.abstain_below = context, evidence_sentences, abstain_below
+        if lead not in LEADS:
+            raise ConfigError(f"lead must be one of {', '.join(LEADS)}, got {lead!r}")
+        self.lead = lead
         if prefill not in PREFILLS:
             raise ConfigError(f"prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
         self.prefill = prefill
@@ -192,6 +202,7 @@ class Assistant:
             "context": settings.context,
             "evidence_sentences": settings.evidence_sentences,
             "abstain_below": settings.abstain_below,
+            "lead": settings.lead,
             "prefill": settings.prefill,
             "prompt_lookup": settings.prompt_lookup,
             "offline_fallback": settings.offline_fallback,
@@ -274,9 +285,11 @@ class Assistant:
         history: History,
         max_new_tokens: int,
         evidence: Sequence[Evidence] | None = None,
+        opening: str = "",
     ) -> Prompt:
         """The prompt: whole passages, or (``evidence`` given) each evidence passage's excerpt,
-        cited by the passage's own number so [n] means the same source either way."""
+        cited by the passage's own number so [n] means the same source either way; ``opening``
+        (the answer's first words, see :meth:`opening`) ends it for the model to continue."""
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
         render = renderer_for(self._prep_tokenizer)
@@ -290,7 +303,12 @@ class Assistant:
                 window=self.window,
                 max_new_tokens=max_new_tokens,
                 render=render,
+                opening=opening,
             )
+
+    def opening(self, evidence: Sequence[Evidence]) -> str:
+        """The answer's first words, given to the model to continue: the lead quote, or ""."""
+        return lead_quote(evidence) if self.lead == "quote" else ""
 
     def stream(
         self,
@@ -314,15 +332,17 @@ class Assistant:
         if self._too_weak(hits, evidence):
             return self._abstain(question, params, preset, sources, evidence, clock)
         use_evidence = self.context == "evidence" and bool(evidence)
+        opening = self.opening(evidence)
         prompt = self.build_prompt(
-            question, hits, history, params.max_new_tokens, evidence if use_evidence else None
+            question, hits, history, params.max_new_tokens, evidence if use_evidence else None, opening
         )
         gen = self._generation(prompt, params)
         gen.start()  # the model reads the prompt while the caller shows the evidence
 
         def finish() -> Answer:
             end = time.perf_counter()
-            text = cite(gen.text, [(s.n, s.text) for s in _source_texts(hits) if s.kind == "body"])
+            written = continue_text(opening, gen.text)
+            text = cite(written, [(s.n, s.text) for s in _source_texts(hits) if s.kind == "body"])
             support = self.check(text, hits, memo) if hits else NO_ANSWER
             checked = time.perf_counter()
             return self._record(
@@ -338,9 +358,11 @@ class Assistant:
                 context="evidence" if use_evidence else "passages",
                 model_text=gen.text,
                 prefill=gen.prefill,
+                lead=opening,
             )
 
-        return AnswerStream(clock.timed(gen), finish, evidence, sources, cancel=gen.cancel)
+        pieces = clock.timed(with_opening(opening, clock.model_timed(gen)))
+        return AnswerStream(pieces, finish, evidence, sources, cancel=gen.cancel)
 
     def _too_weak(self, hits: Sequence[Hit], evidence: Sequence[Evidence]) -> bool:
         """Abstain: passages were found but their best sentence scores under ``abstain_below``."""
@@ -473,6 +495,7 @@ class _Clock:
     retrieved: float = 0.0
     evidence: float = 0.0
     first_text: float | None = None
+    first_token: float | None = None
 
     def timed(self, pieces: Iterable[str]) -> Iterator[str]:
         """``pieces`` unchanged, noting when the first one arrives (time to first text)."""
@@ -481,15 +504,26 @@ class _Clock:
                 self.first_text = time.perf_counter()
             yield piece
 
+    def model_timed(self, pieces: Iterable[str]) -> Iterator[str]:
+        """The model's pieces unchanged, noting when its first one arrives (an opening quote comes
+        before it, so the first text and the model's first token differ)."""
+        for piece in pieces:
+            if self.first_token is None:
+                self.first_token = time.perf_counter()
+            yield piece
+
     def timings(
         self, end: float, checked: float, prompt_tokens: int, tokens_per_s: float, new_tokens: int
     ) -> Timings:
         """``end``: generation done; ``checked``: citations verified and the support check done."""
-        first = self.first_text if self.first_text is not None else end
+        token = self.first_token if self.first_token is not None else end
+        # the outer mark is taken a moment after the inner one for the same piece: same instant
+        first = min(self.first_text, token) if self.first_text is not None else token
         return Timings(
             retrieval_ms=(self.retrieved - self.start) * 1000,
             prompt_tokens=prompt_tokens,
             ttft_ms=(first - self.start) * 1000,
+            first_token_ms=(token - self.start) * 1000,
             tokens_per_s=tokens_per_s,
             total_ms=(checked - self.start) * 1000,
             new_tokens=new_tokens,

@@ -32,12 +32,15 @@ class Source:
 class Timings:
     retrieval_ms: float  # embed the query + dense/BM25 search + fusion + merging
     prompt_tokens: int  # tokens fed to the model
-    ttft_ms: float  # from the question to the first answer text (whole answer when beams)
+    ttft_ms: float  # from the question to the first answer text (an opening quote, or the model's)
     tokens_per_s: float  # decoding speed: tokens after the first, per second after it (beams: whole call)
     total_ms: float  # from the question to the finished answer
     new_tokens: int  # tokens generated
     evidence_ms: float = 0.0  # picking the evidence sentences (shown before generation starts)
     support_ms: float = 0.0  # checking the answer's sentences against the passages
+    # from the question to the model's first text (whole answer when beams); = ttft_ms without an
+    # opening quote; 0 in records made before it was kept
+    first_token_ms: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +76,15 @@ class Answer:
     # cites the passage it was found in, not the number the model guessed
     model_text: str = ""
     prefill: str = "fp32"  # the precision the prompt was read at ("bf16": autocast; decoding stays fp32)
+    # the answer's opening quote (the best evidence item, cited), given to the model to continue;
+    # ``text`` starts with it and ``model_text`` is what followed. "" = the model wrote it all
+    lead: str = ""
 
     @property
     def grounded_text(self) -> str:
-        """The answer as it reads with its unsupported sentences set aside (the UI marks them): the
-        model's sentences that the passages back, or the evidence quotes when none is backed. So a
-        grounded answer is never worse than quoting the books."""
+        """The answer as it reads with its unsupported sentences set aside (the UI marks them): its
+        sentences that the passages back (the opening quote and the model's), or the evidence quotes
+        when none is backed. So a grounded answer is never worse than quoting the books."""
         if self.abstained or self.support is None:
             return self.text
         kept = [s.text for s in self.support.sentences if s.supported]

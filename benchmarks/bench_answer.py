@@ -4,7 +4,8 @@ overhead against a plain ``model.generate`` on the same prompt, measured in the 
 The generation runs use the offline SmolLM2-135M on 2 threads (the project's target laptop)
 with the default preset and context (greedy, so the assistant and the plain call make the
 same tokens and their times compare). Evidence time is from the question to the evidence
-being known (what the UI shows first); TTFT is from the question to the first answer token.
+being known (what the UI shows first); TTFT is from the question to the first answer text (the
+lead quote, when the answer opens with one) and the model's first token is printed beside it.
 The assistant's time is the whole question -> answer
 path (retrieval, prompt budget, streaming thread, stop checks); plain is ``generate`` alone,
 run in a fresh thread like the assistant's (see ``in_worker_thread``).
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache_dir",
         "preset",
         "context",
+        "lead",
         "abstain_below",
         "prompt_lookup",
     )
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 VARIANTS: dict[str, dict[str, Any]] = {
     "bf16 prefill": {"prefill": "bf16"},  # without prompt lookup (Generation turns it off)
     "no prompt lookup": {"prompt_lookup": 0},
+    "no lead quote": {"lead": "none"},  # the model writes the whole answer
 }
 
 
@@ -154,8 +157,10 @@ def compare_variants(bot: Any, questions: list[str], params: Any) -> None:
     for name, answers in runs.items():
         same, kept = _same_text(bot, base, answers)
         ttft = statistics.median(a.timings.ttft_ms for a in answers)
+        token = statistics.median(a.timings.first_token_ms for a in answers)
         print(
-            f"{name:>16} ({len(questions)} questions): TTFT p50 {ttft:.0f} ms, tokens/s p50 "
+            f"{name:>16} ({len(questions)} questions): TTFT p50 {ttft:.0f} ms (model's first token "
+            f"{token:.0f} ms), tokens/s p50 "
             f"{statistics.median(a.timings.tokens_per_s for a in answers):.1f}, total p50 "
             f"{statistics.median(a.timings.total_ms for a in answers) / 1000:.2f} s; identical answers "
             f"{same}/{len(answers)}, {kept:.0%} of the configured answers' tokens before the first difference"
@@ -205,6 +210,7 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
         base_model=args.lm,
         passages=settings.passages,
         context=settings.context,
+        lead=settings.lead,
         abstain_below=settings.abstain_below,
         prompt_lookup=settings.prompt_lookup,
         cache_dir=settings.cache_dir or None,
@@ -213,7 +219,7 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
     info = bot.model_info
     print(
         f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, "
-        f"preset {settings.preset}, context {settings.context}"
+        f"preset {settings.preset}, context {settings.context}, lead {settings.lead}"
     )
     return bot
 
@@ -221,14 +227,16 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
 def time_answer(bot: Any, question: str, params: Any, context: str) -> tuple[float, ...]:
     """One question through the assistant, then its prompt through a plain ``generate``; prints both.
 
-    Returns (assistant s, plain s, TTFT ms, tokens/s, assistant tokens, plain tokens, evidence shown ms).
+    Returns (assistant s, plain s, TTFT ms, tokens/s, assistant tokens, plain tokens, evidence shown ms,
+    model's first token ms).
     """
     import torch
 
     answer = bot.ask(question, params)
     hits = bot.search(question)
-    evidence = bot.evidence(question, hits) if context == "evidence" else None
-    prompt = bot.build_prompt(question, hits, (), params.max_new_tokens, evidence)
+    evidence = bot.evidence(question, hits)
+    shown = evidence if context == "evidence" else None
+    prompt = bot.build_prompt(question, hits, (), params.max_new_tokens, shown, bot.opening(evidence))
     ids = torch.tensor([bot.encode(prompt.text)])
     sources = [bot.encode(p.text) for p in prompt.passages]
     out, plain_s = in_worker_thread(
@@ -246,11 +254,21 @@ def time_answer(bot: Any, question: str, params: Any, context: str) -> tuple[flo
     shown_ms = t_.retrieval_ms + t_.evidence_ms
     print(
         f"  {t_.prompt_tokens} prompt tok · evidence after {shown_ms:.0f} ms · assistant "
-        f"{t_.total_ms / 1000:.2f} s (ttft {t_.ttft_ms:.0f} ms, {t_.new_tokens} tok, "
+        f"{t_.total_ms / 1000:.2f} s (ttft {t_.ttft_ms:.0f} ms, model's first token "
+        f"{t_.first_token_ms:.0f} ms, {t_.new_tokens} tok, "
         f"{t_.tokens_per_s:.1f} tok/s, support check {t_.support_ms:.0f} ms) · "
         f"plain generate {plain_s:.2f} s ({plain_tokens} tok)"
     )
-    return (t_.total_ms / 1000, plain_s, t_.ttft_ms, t_.tokens_per_s, t_.new_tokens, plain_tokens, shown_ms)
+    return (
+        t_.total_ms / 1000,
+        plain_s,
+        t_.ttft_ms,
+        t_.tokens_per_s,
+        t_.new_tokens,
+        plain_tokens,
+        shown_ms,
+        t_.first_token_ms,
+    )
 
 
 def print_summary(rows: list[tuple[float, ...]]) -> None:
@@ -260,7 +278,8 @@ def print_summary(rows: list[tuple[float, ...]]) -> None:
     plain_s = statistics.median(r[1] for r in rows)
     print(
         f"evidence shown p50 {statistics.median(r[6] for r in rows):.0f} ms · "
-        f"time to first token p50 {statistics.median(r[2] for r in rows):.0f} ms · "
+        f"time to first text p50 {statistics.median(r[2] for r in rows):.0f} ms · "
+        f"model's first token p50 {statistics.median(r[7] for r in rows):.0f} ms · "
         f"tokens/s p50 {statistics.median(r[3] for r in rows):.1f} · same tokens generated: {same}"
     )
     print(f"ratio assistant/plain generate: {assistant_s / plain_s:.2f}")

@@ -5,8 +5,8 @@
 - answers, per setup: the landed behaviour (whole passages, 4-beam technical preset) as the
   baseline; the evidence alone (the books' best sentences, no model); the base and the
   fine-tuned model with the default pipeline (evidence prompt, default preset). For each:
-  token-F1 against the reference answers (of the grounded answer: the model's supported
-  sentences, else the evidence quotes; and of the model's whole text), support fraction,
+  token-F1 against the reference answers (of the grounded answer: the answer's supported
+  sentences, else the evidence quotes; and of its whole text), support fraction,
   unsupported code spans, citation accuracy (a cited [n] is from the gold file and a gold page),
   abstentions, TTFT and total p50/p95;
 - abstention: the best evidence score of answerable and unanswerable questions, the threshold
@@ -45,7 +45,8 @@ class Setup:
     citation: list[float] = dataclasses.field(default_factory=list)  # per answer that cites
     abstained: list[bool] = dataclasses.field(default_factory=list)
     retrieval_ms: list[float] = dataclasses.field(default_factory=list)
-    ttft_ms: list[float] = dataclasses.field(default_factory=list)
+    ttft_ms: list[float] = dataclasses.field(default_factory=list)  # first text (an opening quote counts)
+    first_token_ms: list[float] = dataclasses.field(default_factory=list)  # the model's first text
     total_ms: list[float] = dataclasses.field(default_factory=list)
     prompt_tokens: list[int] = dataclasses.field(default_factory=list)
     examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -148,6 +149,7 @@ def run_answers(
             setup.abstained.append(False)
             setup.retrieval_ms.append(ms)
             setup.ttft_ms.append(ms)
+            setup.first_token_ms.append(float("nan"))
             setup.total_ms.append(ms)
             setup.prompt_tokens.append(0)
             if len(setup.examples) < 3:
@@ -167,6 +169,7 @@ def run_answers(
             setup.citation.append(accuracy)
         setup.retrieval_ms.append(answer.timings.retrieval_ms)
         setup.ttft_ms.append(answer.timings.ttft_ms)
+        setup.first_token_ms.append(answer.timings.first_token_ms)
         setup.total_ms.append(answer.timings.total_ms)
         setup.prompt_tokens.append(answer.timings.prompt_tokens)
         if len(setup.examples) < 3:
@@ -280,14 +283,16 @@ def _answers_section(out_dir: Path, stamp: str, setups: list[Setup]) -> list[str
     lines = [
         "## Answers",
         "",
-        "F1 = token F1 against the reference answers, of the grounded answer (the model's sentences "
-        "that the passages back, or the evidence quotes when none is) and of the model's whole text. "
+        "F1 = token F1 against the reference answers, of the grounded answer (the answer's sentences "
+        "that the passages back: its opening quote and the model's; the evidence quotes when none is) "
+        "and of the whole text. TTFT = first answer text (the opening quote when the answer has one); "
+        "the model's first token comes after it. "
         "Support = share of the model's sentences found in the passages; code = code spans found in no "
         "passage; citations = cited [n] from a gold page.",
         "",
         "| setup | model | F1 grounded | F1 whole text | support | unsupported code | citations | "
-        "abstained | prompt tok p50 | TTFT ms p50 / p95 | total ms p50 / p95 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "abstained | prompt tok p50 | TTFT ms p50 / p95 | model's first token ms p50 | total ms p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in setups:
         code = (
@@ -300,6 +305,7 @@ def _answers_section(out_dir: Path, stamp: str, setups: list[Setup]) -> list[str
             f"{_fmt(_mean(s.support))} | {code} | {_fmt(_mean(s.citation))} ({len(s.citation)}) | "
             f"{sum(s.abstained)}/{len(s.abstained)} | "
             f"{_p(s.prompt_tokens, 50)} | {_p(s.ttft_ms, 50)} / {_p(s.ttft_ms, 95)} | "
+            f"{_p([x for x in s.first_token_ms if x == x], 50)} | "
             f"{_p(s.total_ms, 50)} / {_p(s.total_ms, 95)} |"
         )
     by_name = {s.name: s for s in setups}
@@ -366,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset",
         "passages",
         "context",
+        "lead",
         "evidence_sentences",
         "prefill",
         "abstain_below",
@@ -383,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="more answer setups on the --baseline-limit questions, as PRESET:CONTEXT pairs "
         "(e.g. technical:evidence,precise:passages): the comparison behind the defaults",
+    )
+    parser.add_argument(
+        "--without-lead",
+        action="store_true",
+        help="also answer with each model's answers not opening on the evidence quote (--lead none): "
+        "the comparison behind the lead default",
     )
     parser.add_argument(
         "--unanswerable",
@@ -446,14 +459,17 @@ def base_model_setups(
     )
     model_id = base.model_info.model_id
     setups = [run_answers(base, Setup("evidence only (no model)", "–", True), asked, params, "", "evidence")]
-    base.context, base.abstain_below = "passages", 0.0  # as landed: whole passages, never abstains
+    # as landed: whole passages, never abstains, the model writes the whole answer
+    base.context, base.abstain_below, base.lead = "passages", 0.0, "none"
     if args.baseline_limit >= 0:
         landed = Setup("landed: passages + technical", model_id, True)
         setups.append(run_answers(base, landed, baseline, PRESETS["technical"], "technical"))
-    base.context, base.abstain_below = settings.context, settings.abstain_below
+    base.context, base.abstain_below, base.lead = settings.context, settings.abstain_below, settings.lead
     setups.append(
         run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)
     )
+    if args.without_lead:
+        setups.append(_without_lead(base, "base + RAG, no lead quote", asked, params, settings.preset))
     for preset, context in _alternatives(args.also):  # how the default was chosen: other presets/contexts
         base.context = context
         name = f"base + RAG, {preset} preset, {context} context"
@@ -479,6 +495,9 @@ def fine_tuned_setups(
         ft.load_model()
         name = "fine-tuned + RAG (default)"
         setups.append(run_answers(ft, Setup(name, info.model_id, True), asked, params, settings.preset))
+        if args.without_lead:
+            name = "fine-tuned + RAG, no lead quote"
+            setups.append(_without_lead(ft, name, asked, params, settings.preset))
     else:
         print("No fine-tuned model: run `make train` to compare it.", flush=True)
     for name, folder in _other_models(args.also_model):
@@ -491,6 +510,15 @@ def fine_tuned_setups(
         )
         del other
     return setups
+
+
+def _without_lead(bot: Any, name: str, asked: Sequence[DevQuestion], params: Any, preset: str) -> Setup:
+    """``bot`` answering with the model writing the whole answer (lead "none"), then as it was."""
+    lead, bot.lead = bot.lead, "none"
+    try:
+        return run_answers(bot, Setup(name, bot.model_info.model_id, True), asked, params, preset)
+    finally:
+        bot.lead = lead
 
 
 def _other_models(specs: Sequence[str]) -> list[tuple[str, str]]:

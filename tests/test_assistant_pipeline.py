@@ -15,6 +15,8 @@ from assistant.__main__ import main
 from assistant.pipeline import Answer, Assistant
 from assistant.presets import PRESETS
 from assistant.retrieve import Retriever
+from core.grounding.cite import strip_markers
+from core.grounding.prompt import continue_text, lead_quote
 from tests.assistant_support import BOOK, FakeEmbedder, write_tiny_index
 from tests.conftest import TINY_TEXT, build_tiny_gpt2
 
@@ -79,12 +81,36 @@ def test_stream_and_history(bot: Assistant) -> None:
     stream = bot.stream(QUESTION, params, history=[("What is a pipeline?", "It connects commands.")])
     pieces = list(stream)
     assert len(pieces) > 1
-    assert stream.answer.text == "".join(pieces).strip()
+    answer = stream.answer
+    assert "".join(pieces) == continue_text(answer.lead, answer.model_text)  # streamed = kept
     hits = bot.search(QUESTION)
     prompt = bot.build_prompt(QUESTION, hits, [("What is a pipeline?", "It connects commands.")], 16)
     assert "Question: What is a pipeline?" in prompt.text and prompt.history
     # same seed, same answer
     assert bot.ask(QUESTION, params).text == bot.ask(QUESTION, params).text
+
+
+@pytest.mark.slow
+def test_answer_opens_with_the_best_quote(bot: Assistant) -> None:
+    params = PRESETS["precise"].replace(max_new_tokens=8)
+    stream = bot.stream(QUESTION, params)
+    assert stream.evidence and bot.lead == "quote"  # the default
+    pieces = list(stream)
+    answer = stream.answer
+    opening = lead_quote(stream.evidence)
+    assert pieces[0] == answer.lead == opening  # the quote comes before any model text
+    assert strip_markers(answer.text).startswith(strip_markers(opening).rstrip())
+    # the model was given the quote as its answer's start and continued it
+    hits = bot.search(QUESTION)
+    prompt = bot.build_prompt(QUESTION, hits, (), 8, stream.evidence, bot.opening(stream.evidence))
+    assert prompt.text.endswith("Answer: " + opening)
+    t = answer.timings
+    assert t.ttft_ms <= t.first_token_ms <= t.total_ms and answer.support.sentences[0].supported
+    # lead "none": the model writes it all, its first text is the first text
+    bot.lead = "none"
+    plain = bot.ask(QUESTION, params)
+    assert plain.lead == "" and plain.timings.ttft_ms == plain.timings.first_token_ms
+    assert not strip_markers(plain.text).startswith(strip_markers(opening).rstrip())
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from core.grounding.evidence import Evidence
 from core.grounding.prompt import (
     FENCE_CLOSE,
     INSTRUCTIONS,
@@ -14,8 +15,14 @@ from core.grounding.prompt import (
     Turn,
     build_prompt,
     chat_renderer,
+    cited_quote,
+    continue_text,
     cut_to_tokens,
+    lead_quote,
     render_plain,
+    start_answer,
+    whole_sentences,
+    with_opening,
 )
 
 
@@ -148,3 +155,85 @@ def test_real_bpe_tokenizer_never_over_window(tiny_gpt2_dir) -> None:
             )
             assert p.n_tokens == count(p.text)
             assert p.n_tokens + 32 <= window
+
+
+# --- the answer's opening quote ------------------------------------------------------------
+
+
+def test_lead_quote_is_the_best_evidence_cited() -> None:
+    best = Evidence(3, "bash.pdf", [38], "Use 2>\n file to  send stderr.", 0.8, 0, 10)
+    other = Evidence(1, "bash.pdf", [12], "Pipes connect commands.", 0.6, 0, 10)
+    assert lead_quote([best, other]) == "Use 2> file to send stderr. [3]"
+    assert lead_quote([]) == ""
+    # the training targets quote the same way, so the model sees its own format as the opening
+    assert cited_quote("Use 2> file to  send stderr.", 3) == lead_quote([best])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Use 2> to send stderr. • Bash treats a", "Use 2> to send stderr."),  # cut at a chunk end
+        ("Use 2> to send stderr.", "Use 2> to send stderr."),
+        ("It is called “a here document”", "It is called “a here document”"),  # ends a quote
+        ("The syntax is: (see Section 3.6)", "The syntax is: (see Section 3.6)"),
+        ("no sentence end at all", "no sentence end at all"),  # nothing earlier to cut back to
+        ("Version 1.2 is out and", "Version 1.2 is out and"),  # "1.2" is no sentence end
+        ("Exported to children. … expansion ${var", "Exported to children."),  # "…" joins, ends nothing
+    ],
+)
+def test_whole_sentences(text: str, expected: str) -> None:
+    assert whole_sentences(text) == expected
+
+
+def test_lead_quote_stops_at_a_sentence_end() -> None:
+    cut = Evidence(2, "bash.pdf", [176], "Bash has ‘&>’ for both. • Bash treats a", 0.7, 0, 10)
+    assert lead_quote([cut]) == "Bash has ‘&>’ for both. [2]"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "opening", "expected"),
+    [
+        ("Question: q?\nAnswer:", "Quote. [1]", "Question: q?\nAnswer: Quote. [1]"),  # plain template
+        ("<|im_start|>assistant\n", "Quote. [1]", "<|im_start|>assistant\nQuote. [1]"),  # chat turn
+        ("Question: q?\nAnswer:", "", "Question: q?\nAnswer:"),  # no opening: the prompt as it was
+    ],
+)
+def test_start_answer(prompt: str, opening: str, expected: str) -> None:
+    assert start_answer(prompt, opening) == expected
+
+
+@pytest.mark.parametrize(
+    ("opening", "pieces", "whole"),
+    [
+        ("Quote. [1]", [" More", " words."], "Quote. [1] More words."),  # the model brings its space
+        ("Quote. [1]", ["More", " words."], "Quote. [1] More words."),  # a space is put in
+        ("Quote. [1]", ["", "\nNext"], "Quote. [1]\nNext"),  # empty first piece; a newline is a space
+        ("Quote. [1]", [], "Quote. [1]"),  # the model stopped at once
+        ("", ["The model", " alone."], "The model alone."),  # no opening
+    ],
+)
+def test_streamed_answer_equals_the_whole(opening: str, pieces: list[str], whole: str) -> None:
+    streamed = list(with_opening(opening, pieces))
+    assert "".join(streamed) == continue_text(opening, "".join(pieces)) == whole
+    if opening:
+        assert streamed[0] == opening  # shown before the model's first token
+
+
+@pytest.mark.parametrize("window", [128, 256, 1024])
+def test_opening_counts_against_the_prompt(window: int) -> None:
+    opening = "Redirection sends the output of a command to a file. [1]"
+    p = build_prompt(
+        "How?",
+        PASSAGES,
+        count=words,
+        window=window,
+        max_new_tokens=32,
+        min_passage_tokens=24,
+        opening=opening,
+    )
+    plain = build_prompt(
+        "How?", PASSAGES, count=words, window=window, max_new_tokens=32, min_passage_tokens=24
+    )
+    assert p.text.endswith("Answer: " + opening)
+    assert p.n_tokens == words(p.text) and p.n_tokens + 32 <= window
+    assert p.budget.template == plain.budget.template + words(opening)

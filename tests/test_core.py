@@ -167,7 +167,7 @@ def test_settings_accept_edge_values(values):
 
 
 def test_choices_are_the_implementations():
-    from assistant.pipeline import CONTEXTS, PREFILLS
+    from assistant.pipeline import CONTEXTS, LEADS, PREFILLS
     from assistant.retrieve import MODES
     from indexing.onnx_embed import BACKENDS
     from indexing.pdf import EXTRACTORS
@@ -179,6 +179,7 @@ def test_choices_are_the_implementations():
         "precision": PRECISIONS,
         "retrieval": MODES,
         "context": CONTEXTS,
+        "lead": LEADS,
         "prefill": PREFILLS,
         "loss_average": ("items", "tokens"),
     }

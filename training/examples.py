@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.grounding.evidence import Embed, Evidence, SourceText, candidates, select_evidence, shortlist
-from core.grounding.prompt import ABSTAIN_TEXT, Counter, Renderer, build_prompt, prompt_passages
+from core.grounding.prompt import ABSTAIN_TEXT, Counter, Renderer, build_prompt, cited_quote, prompt_passages
 from core.grounding.sentences import content_words
 from indexing.records import Chunk
 from training.questions import QA
@@ -72,8 +72,8 @@ class Plan:
 
 
 def target_text(answer: str, n: int) -> str:
-    """The quote and its citation: ``"<sentences> [n]"``."""
-    return f"{answer.strip()} [{n}]"
+    """The quote and its citation, ``"<sentences> [n]"``, written as the answer's opening quote is."""
+    return cited_quote(answer, n)
 
 
 def distractors(oracle: Chunk, ranked: Sequence[Chunk], allowed: Callable[[Chunk], bool]) -> list[Chunk]:

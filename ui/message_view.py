@@ -39,9 +39,12 @@ def _meta(answer: pipeline.Answer, streamed: bool) -> str:
     t = answer.timings
     kind = "fine-tuned" if answer.fine_tuned else "base"
     how = "streamed" if streamed else f"beam search, {answer.params.get('num_beams')} beams"
+    first = f"first text after {t.ttft_ms / 1000:.1f} s"
+    if answer.lead:  # the opening quote comes first; the model's own words later
+        first += f", the model's after {t.first_token_ms / 1000:.1f} s"
     return (
         f"{answer.model_id} ({kind}) · {answer.preset} · {how} · {t.new_tokens} tokens in "
-        f"{t.total_ms / 1000:.1f} s ({t.tokens_per_s:.1f} tok/s, first text after {t.ttft_ms / 1000:.1f} s)"
+        f"{t.total_ms / 1000:.1f} s ({t.tokens_per_s:.1f} tok/s, {first})"
     )
 
 
