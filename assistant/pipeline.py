@@ -18,7 +18,7 @@ from typing import Any
 from assistant import monitor
 from assistant.decoding import sentence_end_ids
 from assistant.generate import Generation
-from assistant.model import resolve_model
+from assistant.model import resolve_lead, resolve_model
 from assistant.presets import GenerationParams, preset_name
 from assistant.records import Answer, ModelInfo, Source, Timings, new_answer_id
 from assistant.retrieve import Retriever
@@ -55,7 +55,9 @@ __all__ = [
 ]
 
 CONTEXTS = ("evidence", "passages")
-LEADS = ("quote", "none")  # the answer opens with the best evidence quote, or the model writes it all
+# the answer opens with the best evidence quote, or the model writes it all; auto: quote for models
+# trained to answer from sources (assistant.model.resolve_lead)
+LEADS = ("auto", "quote", "none")
 PREFILLS = ("fp32", "bf16")  # the precision the prompt is read at (generate.prefill_cache)
 
 History = Sequence[tuple[str, str]]  # (question, answer) pairs, oldest first
@@ -128,7 +130,8 @@ class Assistant:
         abstain_below: best evidence score under which the answer says the books do not cover
             the question instead of generating one (0 = never abstain).
         lead: "quote": the answer opens with the best evidence item, verbatim and cited, and the
-            model continues it; "none": the model writes the whole answer.
+            model continues it; "none": the model writes the whole answer; "auto": "quote" for a
+            model trained to answer from sources, else "none".
         prefill: "fp32", or "bf16" to read the prompt under bf16 autocast.
         prompt_lookup: tokens proposed from the prompt per greedy step (same text, faster; 0 = off).
         embedder: the embedder settings name; the index refuses a different one. None = the index's own.
@@ -149,7 +152,7 @@ class Assistant:
         evidence_sentences: int = 3,
         abstain_below: float = 0.0,
         *,
-        lead: str = "quote",
+        lead: str = "auto",
         prefill: str = "fp32",
         prompt_lookup: int = 0,
         offline_fallback: bool = True,
@@ -168,7 +171,6 @@ class Assistant:
         self.context, self.evidence_sentences, self.abstain_below = context, evidence_sentences, abstain_below
         if lead not in LEADS:
             raise ConfigError(f"lead must be one of {', '.join(LEADS)}, got {lead!r}")
-        self.lead = lead
         if prefill not in PREFILLS:
             raise ConfigError(f"prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
         self.prefill = prefill
@@ -176,6 +178,7 @@ class Assistant:
         self._model_info, self._source = resolve_model(
             model_dir, base_model, offline_fallback=offline_fallback, cache_dir=cache_dir
         )
+        self.lead = resolve_lead(lead, self._model_info)  # "quote" or "none"
         self._lock = threading.Lock()  # one generate at a time (shared model, seeded RNG)
         self._load_lock = threading.Lock()
         # Fast (Rust) tokenizers raise "Already borrowed" when two threads use one at once: sessions

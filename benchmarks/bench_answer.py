@@ -21,6 +21,7 @@ import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from core.config import Settings, add_settings_args, settings_from_args
@@ -129,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
 VARIANTS: dict[str, dict[str, Any]] = {
     "bf16 prefill": {"prefill": "bf16"},  # without prompt lookup (Generation turns it off)
     "no prompt lookup": {"prompt_lookup": 0},
-    "no lead quote": {"lead": "none"},  # the model writes the whole answer
+    # the other lead than the configured one (the same one is left out): quote vs the model's own start
+    "lead quote": {"lead": "quote"},
+    "no lead quote": {"lead": "none"},
 }
 
 
@@ -205,9 +208,11 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
     """The assistant with the benchmark's model (``--lm``), reusing the loaded retriever."""
     from assistant.pipeline import Assistant
 
+    folder = Path(args.lm).is_dir()  # a model folder: its training manifest decides --lead auto
     bot = Assistant(
         settings.index_dir,
-        base_model=args.lm,
+        model_dir=args.lm if folder else None,
+        base_model=OFFLINE_LM if folder else args.lm,
         passages=settings.passages,
         context=settings.context,
         lead=settings.lead,

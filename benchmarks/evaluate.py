@@ -392,10 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. technical:evidence,precise:passages): the comparison behind the defaults",
     )
     parser.add_argument(
-        "--without-lead",
+        "--compare-lead",
         action="store_true",
-        help="also answer with each model's answers not opening on the evidence quote (--lead none): "
-        "the comparison behind the lead default",
+        help="also answer with the base and the fine-tuned model under the other lead (quote <-> none): "
+        "the comparison behind --lead auto",
     )
     parser.add_argument(
         "--unanswerable",
@@ -460,16 +460,17 @@ def base_model_setups(
     model_id = base.model_info.model_id
     setups = [run_answers(base, Setup("evidence only (no model)", "–", True), asked, params, "", "evidence")]
     # as landed: whole passages, never abstains, the model writes the whole answer
+    lead = base.lead  # as settings.lead resolved for this model
     base.context, base.abstain_below, base.lead = "passages", 0.0, "none"
     if args.baseline_limit >= 0:
         landed = Setup("landed: passages + technical", model_id, True)
         setups.append(run_answers(base, landed, baseline, PRESETS["technical"], "technical"))
-    base.context, base.abstain_below, base.lead = settings.context, settings.abstain_below, settings.lead
+    base.context, base.abstain_below, base.lead = settings.context, settings.abstain_below, lead
     setups.append(
         run_answers(base, Setup("base + RAG (default)", model_id, True), asked, params, settings.preset)
     )
-    if args.without_lead:
-        setups.append(_without_lead(base, "base + RAG, no lead quote", asked, params, settings.preset))
+    if args.compare_lead:
+        setups.append(_other_lead(base, "base + RAG", asked, params, settings.preset))
     for preset, context in _alternatives(args.also):  # how the default was chosen: other presets/contexts
         base.context = context
         name = f"base + RAG, {preset} preset, {context} context"
@@ -495,9 +496,8 @@ def fine_tuned_setups(
         ft.load_model()
         name = "fine-tuned + RAG (default)"
         setups.append(run_answers(ft, Setup(name, info.model_id, True), asked, params, settings.preset))
-        if args.without_lead:
-            name = "fine-tuned + RAG, no lead quote"
-            setups.append(_without_lead(ft, name, asked, params, settings.preset))
+        if args.compare_lead:
+            setups.append(_other_lead(ft, "fine-tuned + RAG", asked, params, settings.preset))
     else:
         print("No fine-tuned model: run `make train` to compare it.", flush=True)
     for name, folder in _other_models(args.also_model):
@@ -512,11 +512,13 @@ def fine_tuned_setups(
     return setups
 
 
-def _without_lead(bot: Any, name: str, asked: Sequence[DevQuestion], params: Any, preset: str) -> Setup:
-    """``bot`` answering with the model writing the whole answer (lead "none"), then as it was."""
-    lead, bot.lead = bot.lead, "none"
+def _other_lead(bot: Any, name: str, asked: Sequence[DevQuestion], params: Any, preset: str) -> Setup:
+    """``bot`` answering with the other lead than its own (quote <-> none), then as it was."""
+    lead = bot.lead
+    bot.lead = "none" if lead == "quote" else "quote"
+    label = f"{name}, {'no lead quote' if bot.lead == 'none' else 'opening on the lead quote'}"
     try:
-        return run_answers(bot, Setup(name, bot.model_info.model_id, True), asked, params, preset)
+        return run_answers(bot, Setup(label, bot.model_info.model_id, True), asked, params, preset)
     finally:
         bot.lead = lead
 

@@ -12,7 +12,8 @@ import pytest
 import indexing.embed
 from assistant import monitor, status
 from assistant.__main__ import main
-from assistant.pipeline import Answer, Assistant
+from assistant.model import resolve_lead
+from assistant.pipeline import Answer, Assistant, ModelInfo
 from assistant.presets import PRESETS
 from assistant.retrieve import Retriever
 from core.grounding.cite import strip_markers
@@ -93,8 +94,10 @@ def test_stream_and_history(bot: Assistant) -> None:
 @pytest.mark.slow
 def test_answer_opens_with_the_best_quote(bot: Assistant) -> None:
     params = PRESETS["precise"].replace(max_new_tokens=8)
+    assert bot.lead == "none"  # auto, for a model not trained to answer from sources
+    bot.lead = "quote"
     stream = bot.stream(QUESTION, params)
-    assert stream.evidence and bot.lead == "quote"  # the default
+    assert stream.evidence
     pieces = list(stream)
     answer = stream.answer
     opening = lead_quote(stream.evidence)
@@ -111,6 +114,22 @@ def test_answer_opens_with_the_best_quote(bot: Assistant) -> None:
     plain = bot.ask(QUESTION, params)
     assert plain.lead == "" and plain.timings.ttft_ms == plain.timings.first_token_ms
     assert not strip_markers(plain.text).startswith(strip_markers(opening).rstrip())
+
+
+@pytest.mark.parametrize(
+    ("lead", "manifest", "expected"),
+    [
+        ("auto", None, "none"),  # a base model
+        ("auto", {"answer_from_sources": {"train_examples": 0}}, "none"),  # raw-text fine-tune
+        ("auto", {"answer_from_sources": {"train_examples": 160}}, "quote"),  # answer-from-sources
+        ("auto", {}, "none"),  # a manifest from before answer-from-sources training
+        ("quote", None, "quote"),  # asked for: kept
+        ("none", {"answer_from_sources": {"train_examples": 160}}, "none"),
+    ],
+)
+def test_resolve_lead(lead: str, manifest: dict | None, expected: str) -> None:
+    info = ModelInfo("m", "m", manifest is not None, None, None, manifest)
+    assert resolve_lead(lead, info) == expected
 
 
 @pytest.mark.slow
