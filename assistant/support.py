@@ -29,6 +29,7 @@ COVERAGE_WEIGHT = 0.5  # share of the match score from word coverage (the rest: 
 SUPPORTED = 0.6  # match score from which a sentence counts as supported
 MIN_CHECKED_WORDS = 2  # sentences with fewer content words ("Yes.", "See [2].") are not judged
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_TRAILING_CITATION = re.compile(r"(?:\s+\[\d+(?:\s*,\s*\d+)*\])+\s*$")
 _FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.S)
 _INLINE = re.compile(r"`([^`\n]+)`")
 _DOLLAR = re.compile(r"^\s*\$\s+(.+)$", re.M)
@@ -67,7 +68,8 @@ def code_spans(text: str) -> list[str]:
     rest = _FENCED.sub(" ", text)
     spans += [m.group(1).strip() for m in _INLINE.finditer(rest)]
     rest = _INLINE.sub(" ", rest)
-    spans += [m.group(1).strip() for m in _DOLLAR.finditer(rest)]
+    # a quoted command line ends where the answer cites it: "$ echo $var [1]" quotes "echo $var"
+    spans += [_TRAILING_CITATION.sub("", m.group(1)).strip() for m in _DOLLAR.finditer(rest)]
     spans += bare_code(_DOLLAR.sub(" ", rest))
     return [s for s in spans if s]
 

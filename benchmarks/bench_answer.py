@@ -224,7 +224,7 @@ def load_assistant(settings: Settings, args: argparse.Namespace, retriever: Any)
     info = bot.model_info
     print(
         f"model: {info.model_id} ({bot.window}-token window), {args.threads} threads, "
-        f"preset {settings.preset}, context {settings.context}, lead {settings.lead}"
+        f"preset {settings.preset}, context {settings.context}, lead {bot.lead} ({settings.lead})"
     )
     return bot
 

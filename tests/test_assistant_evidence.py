@@ -161,6 +161,9 @@ def test_hostile_passage_text_is_only_data() -> None:
         ("Use `ls -l` here.", ["ls -l"]),
         ("Run:\n```bash\nmake all\n```\nthen `make test`.", ["make all", "make test"]),
         ("Type:\n$ echo hi\nand see.", ["echo hi"]),
+        ("$ echo $var [1]", ["echo $var"]),  # the answer's citation is not part of the command
+        ("$ echo $var [1] [2, 3]", ["echo $var"]),
+        ("$ echo x[1]", ["echo x[1]"]),  # an index in the command stays
         ("No code here.", []),
     ],
 )
