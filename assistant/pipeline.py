@@ -17,6 +17,7 @@ from typing import Any
 
 from assistant import monitor
 from assistant.decoding import sentence_end_ids
+from assistant.followup import search_query
 from assistant.generate import Generation
 from assistant.model import resolve_lead, resolve_model
 from assistant.presets import GenerationParams, preset_name
@@ -326,14 +327,16 @@ class Assistant:
         already being generated in the background by then (the first piece waits in a queue)."""
         clock = _Clock(time.perf_counter())
         question = question.strip()
-        hits = self.search(question, k)
+        query = search_query(question, [q for q, _ in history])  # a follow-up keeps its subject
+        hits = self.search(query, k)
         clock.retrieved = time.perf_counter()
         memo = MemoEmbed(self.embed)  # the support check reuses the evidence's sentence vectors
-        evidence = self.evidence(question, hits, memo)
+        evidence = self.evidence(query, hits, memo)
         clock.evidence = time.perf_counter()
         sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
+        searched = {"query": query, "notes": _follow_up_note(question, query)}
         if self._too_weak(hits, evidence):
-            return self._abstain(question, params, preset, sources, evidence, clock)
+            return self._abstain(question, params, preset, sources, evidence, clock, searched)
         use_evidence = self.context == "evidence" and bool(evidence)
         opening = self.opening(evidence)
         prompt = self.build_prompt(
@@ -355,7 +358,8 @@ class Assistant:
                 params,
                 preset,
                 clock.timings(end, checked, prompt.n_tokens, gen.tokens_per_s, gen.new_tokens),
-                notes=prompt.notes,
+                notes=searched["notes"] + prompt.notes,
+                query=query,
                 evidence=evidence,
                 support=support,
                 context="evidence" if use_evidence else "passages",
@@ -427,8 +431,10 @@ class Assistant:
         sources: list[Source],
         evidence: list[Evidence],
         clock: _Clock,
+        searched: dict[str, Any],
     ) -> AnswerStream:
-        """No generation: the books do not seem to cover the question; the closest passages stay."""
+        """No generation: the books do not seem to cover the question; the closest passages stay.
+        ``searched``: the record's ``query`` and ``notes``."""
 
         def finish() -> Answer:
             end = time.perf_counter()
@@ -451,6 +457,7 @@ class Assistant:
                 support=NO_ANSWER,
                 abstained=True,
                 context="none",  # no prompt was built
+                **searched,
             )
 
         return AnswerStream(iter([ABSTAIN_TEXT]), finish, evidence, sources, abstained=True)
@@ -465,6 +472,11 @@ class Assistant:
     ) -> Answer:
         """The whole answer (no streaming)."""
         return self.stream(question, params, history, k, preset).answer
+
+
+def _follow_up_note(question: str, query: str) -> list[str]:
+    """Say when the question was searched together with the one before it (a follow-up)."""
+    return [f"searched as a follow-up of the question before: {query}"] if query != question else []
 
 
 def _numbered(hits: Sequence[Hit]) -> list[tuple[int, Hit]]:

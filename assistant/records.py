@@ -79,6 +79,9 @@ class Answer:
     # the answer's opening quote (the best evidence item, cited), given to the model to continue;
     # ``text`` starts with it and ``model_text`` is what followed. "" = the model wrote it all
     lead: str = ""
+    # what retrieval and evidence selection read: the question, or for a follow-up ("How do I declare
+    # one?") the question before it and this one (assistant.followup); "" in records made before
+    query: str = ""
 
     @property
     def grounded_text(self) -> str:

@@ -19,6 +19,7 @@ class DevQuestion:
     file: str  # gold file name
     pages: list[int]  # gold 1-based physical pages
     answer: str = ""  # short reference answer (for answer F1 in the eval report)
+    previous: str = ""  # the question asked just before it, when it is a follow-up ("How do I declare one?")
 
 
 def read_dev_questions(path: str | Path) -> list[DevQuestion]:
@@ -39,6 +40,7 @@ def read_dev_questions(path: str | Path) -> list[DevQuestion]:
                     str(row["file"]),
                     [int(p) for p in row["pages"]],
                     str(row.get("answer", "")),
+                    str(row.get("previous", "")),
                 )
             )
         except (KeyError, TypeError, ValueError) as e:

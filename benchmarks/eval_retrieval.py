@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from assistant.retrieve import MODES, Retriever
@@ -27,12 +27,17 @@ K_ALIAS = {"passages": ("--k",)}  # the assistant CLI's name for the passages se
 
 
 def evaluate_retrieval(
-    retriever: Retriever, questions: Sequence[DevQuestion], mode: str | None = None, k: int = 5
+    retriever: Retriever,
+    questions: Sequence[DevQuestion],
+    mode: str | None = None,
+    k: int = 5,
+    query: Callable[[DevQuestion], str] = lambda q: q.question,
 ) -> dict:
-    """retrieval_metrics of the whole pipeline (fusion + merging) for one mode, plus each question's rank."""
+    """retrieval_metrics of the whole pipeline (fusion + merging) for one mode, plus each question's
+    rank. ``query``: what is searched for each question (follow-ups: with the question before)."""
     ranked = []
     for q in questions:
-        hits = retriever.search(q.question, k, mode=mode)
+        hits = retriever.search(query(q), k, mode=mode)
         ranked.append([(h.chunk.file, h.chunk.pages) for h in hits])
     gold = [(q.file, q.pages) for q in questions]
     metrics: dict = retrieval_metrics(ranked, gold, ks=(1, 3, k))

@@ -9,6 +9,8 @@
   sentences, else the evidence quotes; and of its whole text), support fraction,
   unsupported code spans, citation accuracy (a cited [n] is from the gold file and a gold page),
   abstentions, TTFT and total p50/p95;
+- follow-ups: retrieval of questions that lean on the one before ("How do I declare one?"),
+  searched alone and as the assistant searches them;
 - abstention: the best evidence score of answerable and unanswerable questions, the threshold
   that separates them best, and how often each kind is refused at the configured threshold.
 
@@ -70,6 +72,26 @@ def eval_retrieval(
     for mode in MODES:
         metrics = evaluate_retrieval(retriever, questions, mode=mode, k=k)
         out[mode] = {key: v for key, v in metrics.items() if key != "per_question"}
+    return out
+
+
+def eval_followups(retriever: Any, path: str, k: int = 5) -> dict[str, Any]:
+    """Follow-up questions ("How do I declare one?", with the question asked before): retrieval as
+    the assistant searches them (with the question before, when they read as follow-ups) and alone."""
+    from assistant.followup import is_follow_up, search_query
+    from benchmarks.dev_set import read_dev_questions
+    from benchmarks.eval_retrieval import evaluate_retrieval
+
+    questions = read_dev_questions(path)
+
+    def joined(q: DevQuestion) -> str:
+        return search_query(q.question, [q.previous] if q.previous else [])
+
+    out: dict[str, Any] = {"file": path, "n": len(questions)}
+    out["detected"] = sum(is_follow_up(q.question) for q in questions)
+    for name, query in (("searched alone", lambda q: q.question), ("with the question before", joined)):
+        metrics = evaluate_retrieval(retriever, questions, k=k, query=query)
+        out[name] = {key: v for key, v in metrics.items() if key != "per_question"}
     return out
 
 
@@ -227,6 +249,7 @@ def write_report(
     setups: list[Setup],
     info: dict[str, Any],
     abstention: dict[str, Any] | None = None,
+    followups: dict[str, Any] | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
@@ -256,6 +279,8 @@ def write_report(
         "",
     ]
     _bar_chart(out_dir / f"eval-{stamp}-retrieval.png", "Retrieval", retrieval, "score")
+    if followups:
+        lines += _followups_section(followups)
 
     lines += ["## Held-out perplexity (lower is better)", ""]
     if ppl:
@@ -273,6 +298,22 @@ def write_report(
     path = out_dir / f"eval-{stamp}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _followups_section(f: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Follow-up questions ({f['n']}, `{f['file']}`, dense)",
+        "",
+        f"Each asked after the question before it; {f['detected']} of {f['n']} read as follow-ups and are "
+        "searched together with it.",
+        "",
+        "| searched | hit@1 | hit@5 | MRR@5 |",
+        "|---|---|---|---|",
+    ]
+    for name in ("searched alone", "with the question before"):
+        m = f[name]
+        lines.append(f"| {name} | {_fmt(m['hit@1'])} | {_fmt(m['hit@5'])} | {_fmt(m['mrr@5'])} |")
+    return [*lines, ""]
 
 
 def _p(xs: Sequence[float], q: float) -> str:
@@ -396,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also answer with the base and the fine-tuned model under the other lead (quote <-> none): "
         "the comparison behind --lead auto",
+    )
+    parser.add_argument(
+        "--followups",
+        default="data/dev_followups.jsonl",
+        help="follow-up questions with the question asked before each ('previous'), to score how "
+        "retrieval searches them (skipped if missing)",
     )
     parser.add_argument(
         "--unanswerable",
@@ -583,6 +630,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     retriever = Retriever.load(settings.index_dir)
     print(f"Retrieval over {len(questions)} questions...", flush=True)
     retrieval = eval_retrieval(retriever, questions)
+    followups = eval_followups(retriever, args.followups) if Path(args.followups).is_file() else None
 
     ft = Assistant.from_settings(settings, retriever=retriever, load_model=False, log_file=None)
     info = ft.model_info
@@ -620,6 +668,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
         },
         abstention,
+        followups,
     )
     print(report.read_text(encoding="utf-8"))
     print(f"Report: {report} ({time.time() - t0:.0f} s)")

@@ -116,6 +116,20 @@ def test_answer_opens_with_the_best_quote(bot: Assistant) -> None:
     assert not strip_markers(plain.text).startswith(strip_markers(opening).rstrip())
 
 
+@pytest.mark.slow
+def test_follow_up_is_searched_with_the_question_before(bot: Assistant, tmp_path: Path) -> None:
+    params = PRESETS["precise"].replace(max_new_tokens=4)
+    earlier = [("What is standard error in bash?", "The stream for error messages.")]
+    answer = bot.ask("How do I send it to a file?", params, history=earlier)
+    assert answer.query == "What is standard error in bash? How do I send it to a file?"
+    assert [s.chunk_id for s in answer.sources] == [s.chunk_id for s in bot.retrieve(answer.query)]
+    assert any("follow-up" in n for n in answer.notes)
+    assert monitor.read_log(tmp_path / "answers.jsonl")[-1]["query"] == answer.query
+    # a question that stands alone is searched as it is, whatever came before
+    alone = bot.ask(QUESTION, params, history=earlier)
+    assert alone.query == QUESTION and not any("follow-up" in n for n in alone.notes)
+
+
 @pytest.mark.parametrize(
     ("lead", "manifest", "expected"),
     [

@@ -21,6 +21,7 @@ def test_questions_ignore_other_fields_and_name_the_bad_line(tmp_path: Path):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     qs = read_dev_questions(path)
     assert [(q.file, q.pages, q.answer) for q in qs] == [("bash.pdf", [3], "a |"), ("r.pdf", [7], "")]
+    assert [q.previous for q in qs] == ["", ""]  # only follow-up sets say what was asked before
     path.write_text(json.dumps({"question": "lost", "pages": [1]}) + "\n")
     with pytest.raises(ConfigError, match=r"q\.jsonl:1: .*file"):
         read_dev_questions(path)
@@ -66,8 +67,17 @@ def test_report_says_plainly_when_fine_tuning_did_worse(tmp_path: Path):
         "machine": "test",
     }
     ppl = {"base": 10.0, "fine-tuned": 12.0}
-    report = write_report(tmp_path, "q.jsonl", 2, retrieval, ppl, setups, info, abstention)
+    followups = {
+        "file": "f.jsonl",
+        "n": 4,
+        "detected": 3,
+        "searched alone": {"hit@1": 0.25, "hit@3": 0.25, "hit@5": 0.5, "mrr@5": 0.3},
+        "with the question before": {"hit@1": 0.75, "hit@3": 1.0, "hit@5": 1.0, "mrr@5": 0.85},
+    }
+    report = write_report(tmp_path, "q.jsonl", 2, retrieval, ppl, setups, info, abstention, followups)
     text = report.read_text()
+    assert "3 of 4 read as follow-ups" in text
+    assert "| with the question before | 0.750 | 1.000 | 0.850 |" in text
     assert "fine-tuned model is worse than the base on held-out text" in text
     assert "fine-tuned model answers worse than the base model with retrieval" in text
     assert "| hybrid | 0.500 | 0.700 | 0.900 | 0.600 |" in text
