@@ -39,13 +39,17 @@ def _meta(answer: pipeline.Answer, streamed: bool) -> str:
     t = answer.timings
     kind = "fine-tuned" if answer.fine_tuned else "base"
     how = "streamed" if streamed else f"beam search, {answer.params.get('num_beams')} beams"
+    head = f"{answer.model_id} ({kind}) · {answer.preset} · {how}"
+    if answer.lead and t.new_tokens <= 1:  # the model ended its turn right after the opening quote
+        return (
+            f"{head} · opened on the best quote after {t.ttft_ms / 1000:.1f} s; the model added nothing "
+            f"(done after {t.total_ms / 1000:.1f} s)"
+        )
     first = f"first text after {t.ttft_ms / 1000:.1f} s"
     if answer.lead:  # the opening quote comes first; the model's own words later
         first += f", the model's after {t.first_token_ms / 1000:.1f} s"
-    return (
-        f"{answer.model_id} ({kind}) · {answer.preset} · {how} · {t.new_tokens} tokens in "
-        f"{t.total_ms / 1000:.1f} s ({t.tokens_per_s:.1f} tok/s, {first})"
-    )
+    tokens = f"{t.new_tokens} token{'' if t.new_tokens == 1 else 's'}"
+    return f"{head} · {tokens} in {t.total_ms / 1000:.1f} s ({t.tokens_per_s:.1f} tok/s, {first})"
 
 
 def to_message(question: str, answer: pipeline.Answer, streamed: bool) -> dict[str, Any]:
@@ -152,8 +156,8 @@ def render_extras(msg: dict[str, Any], log_file: str) -> None:
     )
     if "meta" in msg:
         st.caption(msg["meta"])
-    for note in msg.get("notes", []):  # e.g. a passage cut to fit the model's window
-        st.caption(f":material/content_cut: {note}")
+    for note in msg.get("notes", []):  # e.g. a passage cut to fit the model's window, a follow-up's search
+        st.caption(f":material/info: {note}")
     if "answer_id" in msg:
         st.feedback(
             "thumbs",
