@@ -27,7 +27,7 @@ from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
 from core.errors import ConfigError
 from core.grounding.cite import cite
-from core.grounding.evidence import Evidence, MemoEmbed, SourceText, select_evidence
+from core.grounding.evidence import Evidence, MemoEmbed, SourceText, best_score, select_evidence
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
     STOP_STRINGS_FENCE,
@@ -373,9 +373,7 @@ class Assistant:
 
     def _too_weak(self, hits: Sequence[Hit], evidence: Sequence[Evidence]) -> bool:
         """Abstain: passages were found but their best sentence scores under ``abstain_below``."""
-        return (
-            bool(hits) and self.abstain_below > 0 and (not evidence or evidence[0].score < self.abstain_below)
-        )
+        return bool(hits) and self.abstain_below > 0 and best_score(evidence) < self.abstain_below
 
     def _record(
         self,

@@ -206,10 +206,12 @@ def _places(hits: Sequence[Any]) -> dict[int, tuple[str, Sequence[int]]]:
 
 def abstention_scores(assistant: Any, questions: Sequence[str]) -> list[float]:
     """The best evidence score per question (0 when no sentence qualifies): what abstention reads."""
+    from core.grounding.evidence import best_score
+
     out = []
     for q in questions:
         evidence = assistant.evidence(q, assistant.search(q))
-        out.append(evidence[0].score if evidence else 0.0)
+        out.append(best_score(evidence))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.support import check_support, code_spans
-from core.grounding.evidence import SourceText, complete, excerpts, select_evidence
+from core.grounding.evidence import SourceText, best_score, complete, excerpts, select_evidence
 from core.grounding.sentences import Span, content_words, split_sentences
 from tests.assistant_support import FakeEmbedder
 
@@ -221,3 +221,33 @@ def test_a_sentence_inside_a_chosen_quote_is_not_quoted_again() -> None:
     texts = [e.text for e in evidence]
     assert not any(a != b and b in a for a in texts for b in texts), texts
     assert sum("Use 2>" in t for t in texts) == 1
+
+
+@pytest.mark.parametrize(
+    ("rank_prior", "lead_from"),
+    [
+        (0.0, 3),  # scores alone: the same sentence ties and the first listed candidate wins
+        (0.02, 1),  # the better-ranked passage leads when two sentences read alike
+    ],
+)
+def test_rank_prior_orders_sentences_that_read_alike(rank_prior: float, lead_from: int) -> None:
+    same = "To redirect standard error to a file, use 2> followed by the file name."
+    sources = [
+        SourceText(3, "b.pdf", [9], same + " Other words follow here now."),
+        SourceText(1, "a.pdf", [4], same + " Different words come after."),
+    ]
+    question = "How do I redirect standard error to a file?"
+    ev = select_evidence(question, sources, EMBED, rank_prior=rank_prior)
+    assert ev[0].n == lead_from
+    # the prior orders only: the score (what abstention reads) is the sentence's own
+    assert ev[0].score == pytest.approx(select_evidence(question, sources, EMBED, rank_prior=0.0)[0].score)
+
+
+def test_rank_prior_does_not_beat_a_clearly_better_sentence() -> None:
+    sources = [
+        SourceText(1, "a.pdf", [4], "Pipelines connect the output of one command to the next command."),
+        SourceText(5, "b.pdf", [9], REDIRECTION),
+    ]
+    ev = select_evidence("How do I redirect standard error to a file?", sources, EMBED)
+    assert ev[0].n == 5 and best_score(ev) == max(e.score for e in ev)
+    assert best_score([]) == 0.0
