@@ -92,8 +92,8 @@ def resolve_lead(lead: str, info: ModelInfo) -> str:
     """ "auto" -> "quote" for a model trained on answer-from-sources examples, else "none".
 
     Those models learned to quote then stop, so an answer opened with the best quote is their own
-    format (dev set: F1 0.184 -> 0.209, whole answer 2.5 -> 1.1 s); the base and raw-text models go
-    on after it in their own words and scored lower with it (base 0.200 -> 0.175, raw 0.161 -> 0.148)."""
+    format (dev set: F1 0.185 -> 0.212, whole answer 2.4 -> 1.0 s); the base and raw-text models go
+    on after it in their own words and scored lower with it (base 0.200 -> 0.179, raw 0.161 -> 0.148)."""
     if lead != "auto":
         return lead
     trained = ((info.manifest or {}).get("answer_from_sources") or {}).get("train_examples", 0)

@@ -75,14 +75,19 @@ def eval_retrieval(
     return out
 
 
-def eval_followups(retriever: Any, path: str, k: int = 5) -> dict[str, Any]:
+def eval_followups(retriever: Any, path: str, k: int = 5) -> dict[str, Any] | None:
     """Follow-up questions ("How do I declare one?", with the question asked before): retrieval as
-    the assistant searches them (with the question before, when they read as follow-ups) and alone."""
+    the assistant searches them (with the question before, when they read as follow-ups) and alone.
+    Only the questions about files in this index count; None when there are none."""
     from assistant.followup import is_follow_up, search_query
     from benchmarks.dev_set import read_dev_questions
     from benchmarks.eval_retrieval import evaluate_retrieval
 
-    questions = read_dev_questions(path)
+    indexed = {c.file for c in retriever.chunks}
+    questions = [q for q in read_dev_questions(path) if q.file in indexed]
+    if not questions:  # another corpus (e.g. --questions over other books): nothing to score
+        print(f"Follow-ups: none of {path}'s files are in this index; skipped.", flush=True)
+        return None
 
     def joined(q: DevQuestion) -> str:
         return search_query(q.question, [q.previous] if q.previous else [])

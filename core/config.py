@@ -196,7 +196,7 @@ class Settings:
         '"evidence" (the best sentences, ~400 tokens) or "passages" (whole passages)',
     )
     # auto: measured per model on the dev set (README): the answer-from-sources model stops after the
-    # quote (F1 0.184 -> 0.209, 2.5 -> 1.1 s); the base model goes on in its own words (0.200 -> 0.175)
+    # quote (F1 0.185 -> 0.212, 2.4 -> 1.0 s); the base model goes on in its own words (0.200 -> 0.179)
     lead: str = setting(
         "answering",
         "auto",

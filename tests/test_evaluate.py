@@ -86,3 +86,23 @@ def test_report_says_plainly_when_fine_tuning_did_worse(tmp_path: Path):
     assert "Best separating threshold: 0.600 (balanced accuracy 1.000)" in text
     assert "0 of 2 answerable and 2 of 2 unanswerable questions are refused" in text
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".md", ".png", ".png"]
+
+
+def test_followups_score_only_questions_about_indexed_files(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from benchmarks.evaluate import eval_followups
+
+    path = tmp_path / "f.jsonl"
+    row = {"previous": "What is a pipe?", "question": "How do I use one?", "file": "bash.pdf", "pages": [3]}
+    path.write_text(json.dumps(row) + "\n")
+    other_books = SimpleNamespace(chunks=[SimpleNamespace(file="sicp.pdf")])
+    assert eval_followups(other_books, str(path)) is None  # a follow-up set about other books: skipped
+    searched: list[str] = []
+    manuals = SimpleNamespace(
+        chunks=[SimpleNamespace(file="bash.pdf")],
+        search=lambda query, k, mode=None: searched.append(query) or [],
+    )
+    result = eval_followups(manuals, str(path))
+    assert result is not None and result["n"] == 1 and result["detected"] == 1
+    assert searched == ["How do I use one?", "What is a pipe? How do I use one?"]
