@@ -47,7 +47,7 @@ def log_answer(path: str | Path, answer: Any) -> None:
             "time": answer.created_at,
             "answer_id": answer.answer_id,
             "question": answer.question,
-            "query": getattr(answer, "query", "") or answer.question,  # a follow-up's joined search
+            "query": answer.query or answer.question,  # a follow-up's joined search
             "sources": [s.chunk_id for s in answer.sources],
             "source_pages": [s.label for s in answer.sources],
             "preset": answer.preset,

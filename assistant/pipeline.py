@@ -334,9 +334,8 @@ class Assistant:
         evidence = self.evidence(query, hits, memo)
         clock.evidence = time.perf_counter()
         sources = [_source(n, h, h.chunk.text) for n, h in _numbered(hits)]
-        searched = {"query": query, "notes": _follow_up_note(question, query)}
         if self._too_weak(hits, evidence):
-            return self._abstain(question, params, preset, sources, evidence, clock, searched)
+            return self._abstain(question, query, params, preset, sources, evidence, clock)
         use_evidence = self.context == "evidence" and bool(evidence)
         opening = self.opening(evidence)
         prompt = self.build_prompt(
@@ -358,7 +357,7 @@ class Assistant:
                 params,
                 preset,
                 clock.timings(end, checked, prompt.n_tokens, gen.tokens_per_s, gen.new_tokens),
-                notes=searched["notes"] + prompt.notes,
+                notes=_follow_up_note(question, query) + prompt.notes,
                 query=query,
                 evidence=evidence,
                 support=support,
@@ -368,7 +367,7 @@ class Assistant:
                 lead=opening,
             )
 
-        pieces = clock.timed(with_opening(opening, clock.model_timed(gen)))
+        pieces = clock.timed(with_opening(opening, clock.timed(gen, "first_token")))
         return AnswerStream(pieces, finish, evidence, sources, cancel=gen.cancel)
 
     def _too_weak(self, hits: Sequence[Hit], evidence: Sequence[Evidence]) -> bool:
@@ -424,15 +423,15 @@ class Assistant:
     def _abstain(
         self,
         question: str,
+        query: str,
         params: GenerationParams,
         preset: str | None,
         sources: list[Source],
         evidence: list[Evidence],
         clock: _Clock,
-        searched: dict[str, Any],
     ) -> AnswerStream:
         """No generation: the books do not seem to cover the question; the closest passages stay.
-        ``searched``: the record's ``query`` and ``notes``."""
+        ``query``: what was searched (the question, or a follow-up joined with the one before)."""
 
         def finish() -> Answer:
             end = time.perf_counter()
@@ -455,7 +454,8 @@ class Assistant:
                 support=NO_ANSWER,
                 abstained=True,
                 context="none",  # no prompt was built
-                **searched,
+                query=query,
+                notes=_follow_up_note(question, query),
             )
 
         return AnswerStream(iter([ABSTAIN_TEXT]), finish, evidence, sources, abstained=True)
@@ -510,19 +510,12 @@ class _Clock:
     first_text: float | None = None
     first_token: float | None = None
 
-    def timed(self, pieces: Iterable[str]) -> Iterator[str]:
-        """``pieces`` unchanged, noting when the first one arrives (time to first text)."""
+    def timed(self, pieces: Iterable[str], mark: str = "first_text") -> Iterator[str]:
+        """``pieces`` unchanged, noting in ``mark`` when the first one arrives: "first_text" for the
+        answer's, "first_token" for the model's (an opening quote comes before it)."""
         for piece in pieces:
-            if self.first_text is None:
-                self.first_text = time.perf_counter()
-            yield piece
-
-    def model_timed(self, pieces: Iterable[str]) -> Iterator[str]:
-        """The model's pieces unchanged, noting when its first one arrives (an opening quote comes
-        before it, so the first text and the model's first token differ)."""
-        for piece in pieces:
-            if self.first_token is None:
-                self.first_token = time.perf_counter()
+            if getattr(self, mark) is None:
+                setattr(self, mark, time.perf_counter())
             yield piece
 
     def timings(

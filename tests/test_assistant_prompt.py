@@ -179,6 +179,8 @@ def test_lead_quote_is_the_best_evidence_cited() -> None:
         ("no sentence end at all", "no sentence end at all"),  # nothing earlier to cut back to
         ("Version 1.2 is out and", "Version 1.2 is out and"),  # "1.2" is no sentence end
         ("Exported to children. … expansion ${var", "Exported to children."),  # "…" joins, ends nothing
+        ("Set it. Use a flag, e.g. -x to trace and", "Set it."),  # "e.g." ends no sentence
+        ('He said "stop." Then the', 'He said "stop."'),  # the closing quote stays with its sentence
     ],
 )
 def test_whole_sentences(text: str, expected: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from core.errors import BookwormError
 from core.grounding.evidence import Evidence, SourceText, excerpts
+from core.grounding.sentences import last_sentence_end
 
 Counter = Callable[[str], int]  # text -> number of tokens the model will see
 # (sources block, kept history, question) -> full prompt text
@@ -54,7 +55,6 @@ def cited_quote(text: str, n: int) -> str:
 
 # text that ends a sentence (or a quote or bracket); "…" is not one: it marks text left out or cut
 _ENDED = re.compile(r"[.!?:;)\]\"'”’]$")
-_LAST_END = re.compile(r"[.!?](?=\s)")
 
 
 def whole_sentences(text: str) -> str:
@@ -63,8 +63,8 @@ def whole_sentences(text: str) -> str:
     text = " ".join(text.split())
     if _ENDED.search(text):
         return text
-    ends = list(_LAST_END.finditer(text))
-    return text[: ends[-1].end()] if ends else text
+    end = last_sentence_end(text)
+    return text[:end] if end is not None else text
 
 
 def lead_quote(evidence: Sequence[Evidence]) -> str:

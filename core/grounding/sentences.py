@@ -35,6 +35,19 @@ class Span:
     text: str
 
 
+_ANY_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+
+
+def last_sentence_end(text: str) -> int | None:
+    """Where the last sentence of ``text`` that is followed by more text ends (after its mark and
+    any closing quotes), abbreviations ("e.g.", "Fig.") aside; None when there is none. Looser than
+    :func:`split_sentences` about what follows ("• Next item" starts a new one too)."""
+    ends = [
+        m.end() for m in _ANY_END.finditer(text) if not _ABBREV.search(text[max(0, m.end() - 9) : m.end()])
+    ]
+    return ends[-1] if ends else None
+
+
 def split_sentences(text: str, max_words: int = MAX_WORDS) -> list[Span]:
     """Sentence spans of ``text``, in order, whitespace trimmed; long runs cut at clauses."""
     spans: list[Span] = []
