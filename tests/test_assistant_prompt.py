@@ -180,6 +180,7 @@ def test_lead_quote_is_the_best_evidence_cited() -> None:
         ("Version 1.2 is out and", "Version 1.2 is out and"),  # "1.2" is no sentence end
         ("Exported to children. … expansion ${var", "Exported to children."),  # "…" joins, ends nothing
         ("Set it. Use a flag, e.g. -x to trace and", "Set it."),  # "e.g." ends no sentence
+        ("A factor groups values. It is created with:", "A factor groups values."),  # ":" wants more
         ('He said "stop." Then the', 'He said "stop."'),  # the closing quote stays with its sentence
     ],
 )

@@ -53,8 +53,10 @@ def cited_quote(text: str, n: int) -> str:
     return f"{' '.join(text.split())} [{n}]"
 
 
-# text that ends a sentence (or a quote or bracket); "…" is not one: it marks text left out or cut
-_ENDED = re.compile(r"[.!?:;)\]\"'”’]$")
+# text that ends a sentence (or a quote or bracket). Not "…" (it marks text left out or cut), nor ":"
+# or ";": a quote ending "... created using the factor() function:" had the model copy what followed
+# in the book, a data listing, over and over to the length cap
+_ENDED = re.compile(r"[.!?)\]\"'”’]$")
 
 
 def whole_sentences(text: str) -> str:
