@@ -24,7 +24,7 @@ export PYTHONUNBUFFERED := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help install test test-fast test-faults lint format sample-corpus index train app ask chat eval \
-        bench bench-index bench-train bench-answer demo clean train-raw
+        bench bench-index bench-train bench-answer bench-browser demo clean train-raw
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "; printf "bookworm targets (variables: CORPUS=$(CORPUS) INDEX=$(INDEX) MODEL=$(MODEL) BASE=$(BASE) TIME_BUDGET=$(TIME_BUDGET))\n\n"} \
@@ -96,6 +96,9 @@ bench-train: $(STAMP) ## useful tokens/s: packed blocks vs the guide's padding t
 
 bench-answer: $(STAMP) ## retrieval latency, TTFT, tokens/s, overhead vs plain generate
 	$(PY) -m benchmarks.bench_answer --index $(INDEX)
+
+bench-browser: $(STAMP) ## the chat in Chromium: ms from Enter to question, evidence, done
+	$(PY) -m benchmarks.bench_browser --index $(INDEX) --model $(MODEL)
 
 bench: $(STAMP) ## all benchmarks, then one table of ratios
 	$(PY) -m benchmarks --corpus $(CORPUS) --index $(INDEX)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_browser import WATCH
 from tests import ui_support
 
 tiny_index, tiny_lm = ui_support.tiny_index, ui_support.tiny_lm  # session fixtures
@@ -72,9 +73,11 @@ def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
 
 def ask_in_browser(
     url: str, question: str, screenshot: Path, timeout_ms: int = 60_000, height: int = 1000
-) -> tuple[str, str]:
-    """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text and
-    the whole answer message's text (evidence, answer, sources)."""
+) -> tuple[str, str, dict[str, float]]:
+    """Open the app, ask, wait for the answer's sources, screenshot; returns the sources' text,
+    the whole answer message's text (evidence, answer, sources), and when (ms after the Enter key,
+    noted in the page as `make bench-browser` notes them) the question, the evidence and the
+    finished answer appeared."""
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
     with sync_playwright() as pw:
@@ -88,6 +91,7 @@ def ask_in_browser(
             page.goto(url)
             box = page.get_by_test_id("stChatInputTextArea")
             box.wait_for(timeout=timeout_ms)
+            page.evaluate(WATCH)
             box.fill(question)
             box.press("Enter")
             # the answer's expander (the sidebar's parameter help mentions "sources" too)
@@ -107,7 +111,7 @@ def ask_in_browser(
             text = sources.first.inner_text()
             message = page.get_by_test_id("stChatMessage").last.inner_text()
             page.screenshot(path=str(screenshot))  # the viewport: Streamlit scrolls inside it
-            return text, message
+            return text, message, page.evaluate("() => window.__bench")
         finally:
             browser.close()
 
@@ -129,7 +133,7 @@ def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path
     try:
         shot = tmp_path / "screenshot.png"
         question = "How do I redirect stderr to a file?"
-        sources, message = ask_in_browser(f"http://127.0.0.1:{port}/", question, shot)
+        sources, message, shown = ask_in_browser(f"http://127.0.0.1:{port}/", question, shot)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -138,6 +142,8 @@ def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path
     # sentences the support check marks
     assert message.index("From your books") < message.index("Sources"), message
     assert "not found in your books" in message, message
+    # in the page's own clock: the question, then the evidence, then the finished answer
+    assert 0 < shown["question"] <= shown["evidence"] <= shown["done"], shown
     assert shot.stat().st_size > 10_000
     if keep := os.environ.get("BOOKWORM_SCREENSHOT"):
         shutil.copy(shot, ROOT / keep)
