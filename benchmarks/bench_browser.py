@@ -25,7 +25,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,8 +53,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(index: str, model: str, port: int, log_file: str, out: Any) -> subprocess.Popen:
-    """The chat as `make app` serves it, with its answer log at ``log_file``; waits for its health check."""
+def serve(app_args: list[str], port: int, log: Path, timeout_s: float = 120.0) -> subprocess.Popen:
+    """``streamlit run ui/app.py -- APP_ARGS`` on 127.0.0.1:PORT, its output in ``log``; returns once
+    it answers its health check (the browser test serves the app the same way)."""
     cmd = [
         str(Path(sys.executable).parent / "streamlit"),
         "run",
@@ -64,27 +64,25 @@ def serve(index: str, model: str, port: int, log_file: str, out: Any) -> subproc
         "--server.address=127.0.0.1",
         f"--server.port={port}",
         "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
         "--",
-        "--index",
-        index,
-        "--model",
-        model,
-        "--log-file",
-        log_file,
+        *app_args,
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"streamlit exited with {proc.returncode}")
+            raise RuntimeError(f"streamlit exited: {log.read_text()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
                 if r.status == 200:
                     return proc
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.3)
     proc.terminate()
-    raise SystemExit("streamlit did not start in 120 s")
+    raise RuntimeError(f"streamlit did not start in {timeout_s:.0f} s: {log.read_text()}")
 
 
 def ask_all(url: str, questions: list[str], chromium: str, timeout_s: float) -> list[dict[str, float]]:
@@ -131,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         log_file = os.path.join(tmp, "answers.jsonl")
         port = free_port()
-        with open(os.path.join(tmp, "server.log"), "w") as out:
-            proc = serve(args.index, args.model, port, log_file, out)
-            try:
-                times = ask_all(f"http://127.0.0.1:{port}", questions, args.chromium, args.timeout)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+        app_args = ["--index", args.index, "--model", args.model, "--log-file", log_file]
+        proc = serve(app_args, port, Path(tmp) / "server.log")
+        try:
+            times = ask_all(f"http://127.0.0.1:{port}", questions, args.chromium, args.timeout)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
         ttft = server_ttft(log_file)
     report(questions, times, ttft)
     return 0

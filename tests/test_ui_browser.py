@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_browser import WATCH
+from benchmarks.bench_browser import WATCH, free_port, serve
 from tests import ui_support
 
 tiny_index, tiny_lm = ui_support.tiny_index, ui_support.tiny_lm  # session fixtures
@@ -32,43 +28,6 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(args: list[str], port: int, log: Path) -> subprocess.Popen:
-    """``streamlit run ui/app.py -- ARGS`` on localhost:PORT; waits until it answers its health check."""
-    cmd = [
-        str(Path(sys.executable).parent / "streamlit"),
-        "run",
-        str(ROOT / "ui" / "app.py"),
-        "--server.headless=true",
-        "--server.address=127.0.0.1",
-        f"--server.port={port}",
-        "--browser.gatherUsageStats=false",
-        "--server.fileWatcherType=none",
-        "--",
-        *args,
-    ]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"streamlit did not start in 30 s: {log.read_text()}")
 
 
 def ask_in_browser(
@@ -129,7 +88,7 @@ def test_browser_question_shows_answer_and_sources(tiny_index, tiny_lm, tmp_path
         str(tmp_path / "answers.jsonl"),
         "--preset", "creative",  # streams; no copy_boost, so the random tiny model makes things up
     ]  # fmt: skip
-    proc = serve(args, port, tmp_path / "streamlit.log")
+    proc = serve(args, port, tmp_path / "streamlit.log", timeout_s=30)
     try:
         shot = tmp_path / "screenshot.png"
         question = "How do I redirect stderr to a file?"
