@@ -279,3 +279,26 @@ def test_skipped_files_are_retried_yet_unchanged_corpus_writes_nothing(corpus: P
     fixed = build(corpus, index, FakeEmbedder())  # same name, now readable: indexed
     manifest = json.loads((index / "manifest.json").read_text())
     assert fixed.written and manifest["files"]["notes.pdf"]["status"] == "indexed"
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        ["body", "contents", "body", "index"],
+        ["contents", "index"],  # a listings-only file embeds nothing
+        ["body"],
+        [],
+    ],
+)
+def test_only_body_chunks_are_embedded(kinds: list[str]) -> None:
+    """Contents and index chunks get zero rows (dense search ranks them last), aligned with the chunks."""
+    from indexing.build import embed_body
+    from indexing.records import Chunk
+
+    chunks = [Chunk(f"id{i}", "a.pdf", i + 1, i + 1, f"text {i} {k}", 3, kind=k) for i, k in enumerate(kinds)]
+    emb = FakeEmbedder()
+    vectors = embed_body(emb, chunks)
+    assert vectors.shape == (len(kinds), emb.dim)
+    assert emb.encoded == [c.text for c in chunks if c.kind == "body"]
+    norms = np.linalg.norm(vectors, axis=1)
+    assert [bool(n > 0.99) for n in norms] == [k == "body" for k in kinds]
