@@ -14,7 +14,6 @@ Run it alone: the browser, the server and the model share the machine's cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -25,6 +24,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from assistant.monitor import read_log
+from benchmarks.dev_set import read_dev_questions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def ask_all(url: str, questions: list[str], chromium: str, timeout_s: float) -> 
 
 def server_ttft(log_file: str) -> list[float]:
     """First answer text (ms) per answer, as the server logged it."""
-    rows = [json.loads(line) for line in Path(log_file).read_text().splitlines() if line.strip()]
+    rows = read_log(log_file)
     return [r["ttft_ms"] for r in rows if r.get("type") == "answer" and r.get("ttft_ms") is not None]
 
 
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_browser", description=__doc__)
     parser.add_argument("--index", default="data/index")
     parser.add_argument("--model", default="models/finetuned")
-    parser.add_argument("--questions", default="data/dev_questions.jsonl", help="JSONL with 'question'")
+    parser.add_argument("--questions", default="data/dev_questions.jsonl", help="dev-set JSONL")
     parser.add_argument("--n", type=int, default=6, help="questions asked (the first N)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a page or answer")
@@ -124,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.chromium).exists():
         print(f"bench-browser: no Chromium at {args.chromium} (apt-get install chromium)", file=sys.stderr)
         return 2
-    lines = Path(args.questions).read_text().splitlines()
-    questions = [json.loads(line)["question"] for line in lines if line.strip()][: args.n]
+    questions = [q.question for q in read_dev_questions(args.questions)][: args.n]
     with tempfile.TemporaryDirectory() as tmp:
         log_file = os.path.join(tmp, "answers.jsonl")
         port = free_port()

@@ -303,15 +303,16 @@ def _extract_and_embed(
             )
             big = progress and len(chunks) > 500  # a long book: show its batches
             work.vectors[ex.file] = (chunks, embed_body(enc, chunks, progress=big))
-            work.embedded += sum(c.kind == "body" for c in chunks)
+        body = sum(c.kind == "body" for c in chunks)
+        work.embedded += body
         entry |= {"pages": ex.n_pages, "chunks": len(chunks), "extract_seconds": round(ex.seconds, 3)}
         work.files[ex.file] = entry
-        body = sum(c.kind == "body" for c in chunks)
-        log(
-            f"  {ex.file}: {ex.n_pages} pages, {len(chunks)} chunks ({body} embedded)"
+        done = (
+            f"{ex.n_pages} pages, {len(chunks)} chunks ({body} embedded)"
             if ex.ok
-            else f"  {ex.file}: skipped: {ex.reason}"
+            else f"skipped: {ex.reason}"
         )
+        log(f"  {ex.file}: {done}")
     return enc
 
 
