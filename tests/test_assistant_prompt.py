@@ -15,9 +15,11 @@ from core.grounding.prompt import (
     Turn,
     build_prompt,
     chat_renderer,
+    cite_sentences,
     cited_quote,
     continue_text,
     cut_to_tokens,
+    format_passage,
     lead_quote,
     render_plain,
     start_answer,
@@ -167,6 +169,32 @@ def test_lead_quote_is_the_best_evidence_cited() -> None:
     assert lead_quote([]) == ""
     # the training targets quote the same way, so the model sees its own format as the opening
     assert cited_quote("Use 2> file to  send stderr.", 3) == lead_quote([best])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Pipes connect commands.", "Pipes connect commands. [2]"),
+        ("One. Two starts here. three", "One. [2] Two starts here. three [2]"),  # "three": no new sentence
+        ("… Excerpt one. Two. …", "… Excerpt one. [2] Two. [2] …"),  # the gap marks stay outside
+        ("First part … Second part.", "First part [2] … Second part. [2]"),  # either side of a gap apart
+        ("See e.g. The manual.", "See e.g. The manual. [2]"),  # an abbreviation ends no sentence
+        ("…", "…"),
+        ("", ""),
+    ],
+)
+def test_cite_sentences_numbers_every_sentence(text: str, expected: str) -> None:
+    assert cite_sentences(text, 2) == expected
+
+
+def test_a_quote_copied_from_a_passage_brings_its_citation() -> None:
+    """The passage is written as its quotes are: copying sentences from it copies their number."""
+    passage = Passage(
+        "bash.pdf", [38], "… Redirection comes first. Use 2> file to send stderr. More text. …", 3
+    )
+    shown = format_passage(1, passage)
+    assert shown.startswith("[3] (bash.pdf p. 38) … Redirection comes first. [3]")
+    assert cited_quote("Use 2> file to  send stderr. More text.", 3) in shown
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,8 @@ def test_the_target_quotes_the_oracle_with_its_number_and_the_prompt_holds_the_q
     ex = render_example(plan, EMBED, MAKER)
     assert not isinstance(ex, str)
     assert ex.target == target_text(QA_PIPE.answer, plan.oracle) == f"{QA_PIPE.answer} [{plan.oracle}]"
-    assert QA_PIPE.answer in ex.prompt and f"[{plan.oracle}] (a.pdf p. 1)" in ex.prompt
+    assert f"[{plan.oracle}] (a.pdf p. 1)" in ex.prompt
+    assert ex.target in ex.prompt  # the quote is copied from the prompt, its citation with it
     assert ex.prompt.endswith(f"Question: {QA_PIPE.question}\nAnswer:")  # the assistant's own template
 
 

@@ -4,9 +4,10 @@ Each example is a question made from the books' own structure (:mod:`training.qu
 oracle chunk among hard distractors retrieved from the index for the same question, shuffled
 and numbered like retrieved passages, and rendered by the assistant's own functions
 (``select_evidence`` -> ``prompt_passages`` -> ``build_prompt``), so the model trains on exactly
-the prompt layout it is shown when asked. The target quotes the oracle's sentences verbatim with
-their citation ``[n]``; in ``abstain_share`` of the examples the oracle is left out and the target
-is the assistant's own abstention sentence.
+the prompt layout it is shown when asked. The target quotes the oracle's sentences verbatim, each
+followed by its citation ``[n]`` as the prompt writes them (``cited_quote``), so the quote and its
+number are one copy from the prompt; in ``abstain_share`` of the examples the oracle is left out and
+the target is the assistant's own abstention sentence.
 
 Why hard distractors: with random ones (the oracle stands out by length and topic) a probe model
 learned the shortcut of abstaining on every question over other books (token-F1 0.183 -> 0.015);
@@ -72,7 +73,8 @@ class Plan:
 
 
 def target_text(answer: str, n: int) -> str:
-    """The quote and its citation, ``"<sentences> [n]"``, written as the answer's opening quote is."""
+    """The quote, ``"<sentence> [n] <sentence> [n]"``, written as the sources and the answer's opening
+    quote are."""
     return cited_quote(answer, n)
 
 
@@ -155,7 +157,7 @@ def render_example(plan: Plan, embed: Embed, maker: PromptMaker) -> Example | st
         max_new_tokens=maker.max_new_tokens,
         render=maker.render,
     )
-    if reference and reference not in prompt.text:
+    if reference and target not in prompt.text:  # the quote, as its sentences are cited there
         return "the answer was cut to fit the window"
     passages = [(s.n, s.text) for s in sources]
     return Example(qa.rule, qa.question, qa.chunk_id, prompt.text, target, plan.oracle, reference, passages)

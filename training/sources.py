@@ -21,7 +21,7 @@ from typing import Any
 
 from core.atomic import atomic_write_json
 from core.grounding.evidence import MemoEmbed
-from core.grounding.prompt import renderer_for
+from core.grounding.prompt import Passage, cited_quote, format_passage, renderer_for
 from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
@@ -29,7 +29,7 @@ from indexing.records import Chunk
 from training.examples import N_SOURCES, Example, PromptMaker, build_examples, completion_ids
 from training.questions import QA, definition_questions, outline_questions
 
-EXAMPLES_VERSION = 2  # bump when the rules or the rendering change: cached examples are rebuilt
+EXAMPLES_VERSION = 4  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
     6 * N_SOURCES
 )  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out
@@ -107,6 +107,9 @@ class Request:
     def cache_key(self, questions: Sequence[QA]) -> str:
         parts = {
             "version": EXAMPLES_VERSION,
+            # how a passage and a quote are written, so a change there rebuilds the examples even
+            # where a version number was bumped elsewhere (a stale cache once trained the old layout)
+            "rendering": [format_passage(1, Passage("a.pdf", [1], "One. Two … x.")), cited_quote("a. b.", 1)],
             "chunks": sorted(c.chunk_id for c in self.train_chunks),
             "held": sorted(c.chunk_id for c in self.held_chunks),
             "questions": [dataclasses.astuple(q) for q in questions],

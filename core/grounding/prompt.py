@@ -26,7 +26,7 @@ from typing import Any
 
 from core.errors import BookwormError
 from core.grounding.evidence import Evidence, SourceText, excerpts
-from core.grounding.sentences import last_sentence_end
+from core.grounding.sentences import last_sentence_end, split_sentences
 
 Counter = Callable[[str], int]  # text -> number of tokens the model will see
 # (sources block, kept history, question) -> full prompt text
@@ -47,10 +47,31 @@ STOP_STRINGS_PLAIN = ("\nQuestion:",)  # a base LM that starts a new question ha
 STOP_STRINGS_FENCE = (FENCE_OPEN, FENCE_CLOSE)
 
 
+def cite_sentences(text: str, n: int) -> str:
+    """``text`` with `` [n]`` after each of its sentences (before a closing "…", none after a lone one).
+
+    The sources are written this way, and so are the answers that quote them: a quote copied from
+    the prompt then carries its own citation. With the number only at each passage's head, a
+    10-minute answer-from-sources fine-tune quoted the right sentence but cited the last passage
+    shown: 19 of 24 unseen-book examples whose oracle had a passage after it cited that one.
+    """
+    out = []
+    for part in re.split(r"(\s*…\s*)", text):  # "…" marks a gap: the text either side is apart
+        if not part.strip() or part.strip() == "…":
+            out.append(part)
+            continue
+        pos = 0
+        for span in split_sentences(part, max_words=len(part)):  # no clause cuts: a marker ends a sentence
+            out += [part[pos : span.end], f" [{n}]"]
+            pos = span.end
+        out.append(part[pos:])
+    return "".join(out)
+
+
 def cited_quote(text: str, n: int) -> str:
-    """A quote and its citation, ``"<sentences> [n]"``: how an answer quotes its sources, in the
-    training targets and in the answer's opening quote alike."""
-    return f"{' '.join(text.split())} [{n}]"
+    """A quote cited as the sources are, ``"<sentence> [n] <sentence> [n]"``: how an answer quotes
+    them, in the training targets and in the answer's opening quote alike."""
+    return cite_sentences(" ".join(text.split()), n)
 
 
 # text that ends a sentence (or a quote or bracket). Not "…" (it marks text left out or cut), nor ":"
@@ -186,9 +207,11 @@ def _defuse(text: str) -> str:
 
 
 def format_passage(n: int, passage: Passage) -> str:
-    """``[n] (file p. X) text``; a passage that carries its own number keeps it (evidence excerpts
-    are cited by the number of the passage they come from, so [n] means one source everywhere)."""
-    return f"[{passage.n or n}] ({passage.where}) {_defuse(passage.text)}"
+    """``[n] (file p. X) sentence [n] sentence [n]``; a passage that carries its own number keeps it
+    (evidence excerpts are cited by the number of the passage they come from, so [n] means one
+    source everywhere). Each sentence carries the number: see :func:`cite_sentences`."""
+    k = passage.n or n
+    return f"[{k}] ({passage.where}) {cite_sentences(_defuse(passage.text), k)}"
 
 
 def sources_block(formatted: Sequence[str]) -> str:
