@@ -26,7 +26,7 @@ from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
 from indexing.records import Chunk
-from training.examples import N_SOURCES, Example, PromptMaker, build_examples, completion_ids
+from training.examples import ABSTAIN_SHARE, N_SOURCES, Example, PromptMaker, build_examples, completion_ids
 from training.questions import QA, definition_questions, outline_questions
 
 EXAMPLES_VERSION = 4  # bump when the rules or the rendering change: cached examples are rebuilt
@@ -119,6 +119,7 @@ class Request:
             "limit": self.limit,
             "held_out_limit": self.held_out_limit,
             "seed": self.seed,
+            "abstain_share": ABSTAIN_SHARE,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

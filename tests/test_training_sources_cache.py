@@ -1,0 +1,61 @@
+"""The answer-from-sources cache key: whatever the examples are made from changes it, so a changed
+rule, layout or share never trains on stale cached examples."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import training.sources as sources
+from indexing.records import Chunk
+from training.questions import QA
+
+CHUNK = Chunk("a.pdf:0", "a.pdf", 1, 1, "A pipeline is a sequence of commands.", 7, "body")
+QAS = [QA("definition", "What is a pipeline?", CHUNK.chunk_id, CHUNK.text)]
+
+
+def request(**changes) -> sources.Request:
+    fields = {
+        "train_chunks": [CHUNK],
+        "held_chunks": [],
+        "order": [CHUNK.chunk_id],
+        "tokenizer": types.SimpleNamespace(name_or_path="tiny", chat_template=None),
+        "window": 2048,
+        "limit": 160,
+        "held_out_limit": 12,
+        "seed": 42,
+    }
+    return sources.Request(**(fields | changes))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seed": 7},
+        {"limit": 80},
+        {"window": 1024},
+        {"tokenizer": types.SimpleNamespace(name_or_path="other", chat_template=None)},
+    ],
+)
+def test_the_key_follows_the_request(change: dict) -> None:
+    assert request(**change).cache_key(QAS) != request().cache_key(QAS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ABSTAIN_SHARE", 0.1),  # a constant changed in the code, with no version bump
+        ("EXAMPLES_VERSION", 999),
+        ("format_passage", lambda n, p: f"[{n}] {p.text}"),  # another source layout
+    ],
+)
+def test_the_key_follows_the_code(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
+    before = request().cache_key(QAS)
+    monkeypatch.setattr(sources, name, value)
+    assert request().cache_key(QAS) != before
+
+
+def test_the_key_is_stable() -> None:
+    assert request().cache_key(QAS) == request().cache_key(list(QAS))
+    assert request().cache_key(QAS) != request().cache_key([])
