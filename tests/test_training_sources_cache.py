@@ -46,6 +46,10 @@ def test_the_key_follows_the_request(change: dict) -> None:
     ("name", "value"),
     [
         ("ABSTAIN_SHARE", 0.1),  # a constant changed in the code, with no version bump
+        ("N_SOURCES", 4),
+        ("NEAR_PAGES", 2),
+        ("MAX_NEW_TOKENS", 64),
+        ("RETRIEVED", 10),
         ("EXAMPLES_VERSION", 999),
         ("format_passage", lambda n, p: f"[{n}] {p.text}"),  # another source layout
     ],

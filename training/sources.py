@@ -26,7 +26,16 @@ from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
 from indexing.records import Chunk
-from training.examples import ABSTAIN_SHARE, N_SOURCES, Example, PromptMaker, build_examples, completion_ids
+from training.examples import (
+    ABSTAIN_SHARE,
+    MAX_NEW_TOKENS,
+    N_SOURCES,
+    NEAR_PAGES,
+    Example,
+    PromptMaker,
+    build_examples,
+    completion_ids,
+)
 from training.questions import QA, definition_questions, outline_questions
 
 EXAMPLES_VERSION = 4  # bump when the rules or the rendering change: cached examples are rebuilt
@@ -119,7 +128,15 @@ class Request:
             "limit": self.limit,
             "held_out_limit": self.held_out_limit,
             "seed": self.seed,
-            "abstain_share": ABSTAIN_SHARE,
+            # the rules' constants: changing one in the code rebuilds the examples without a version bump
+            # (a run meant to try another abstain share once trained on the cached examples)
+            "rules": {
+                "abstain_share": ABSTAIN_SHARE,
+                "sources": N_SOURCES,
+                "near_pages": NEAR_PAGES,
+                "max_new_tokens": MAX_NEW_TOKENS,
+                "retrieved": RETRIEVED,
+            },
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
