@@ -170,8 +170,9 @@ class Settings:
 
     # --- retrieval ---------------------------------------------------------------
     passages: int = setting("retrieval", 5, "retrieved passages offered to the model")
-    # dense: on data/dev_questions.jsonl hybrid raised MRR@5 (0.787 -> 0.833) but only tied hit@5 (0.926),
-    # and the rule for making it the default was "raises both" (`python -m assistant eval-retrieval`)
+    # dense: hybrid finds more gold pages (dev hit@5 0.889 -> 0.926; books MRR@5 0.729 -> 0.823) but ranks
+    # them no higher on the dev set (MRR@5 0.730 -> 0.727), and the lead quote, which is the answer, got
+    # worse: F1 0.218 -> 0.188 on the 54 dev questions, 0.281 -> 0.253 on the 24 over unseen books
     retrieval: str = setting(
         "retrieval", "dense", '"dense", "bm25" or "hybrid" (reciprocal-rank fusion of both)'
     )
