@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -110,6 +111,17 @@ def _overlap_words(a: str, b: str, max_words: int = 120) -> int:
     return 0
 
 
+def _rest(text: str, n: int) -> str:
+    """``text`` after its first ``n`` words, led by the space or line break before the next word
+    (a chunk's line breaks end headings and paragraphs: they must survive the merge)."""
+    m = re.match(rf"\s*(?:\S+(\s+)){{{n}}}" if n else r"\s*", text)
+    if m is None:  # every word was overlap
+        return ""
+    gap = m.group(1) if n else ""
+    rest = text[m.end() :].rstrip()
+    return ("\n" if "\n" in (gap or "") else " ") + rest if rest else ""
+
+
 def merge_chunks(chunks: Sequence[Chunk], rows: Sequence[int]) -> Chunk:
     """One chunk from rows of the same file, in row order; overlap between neighbours removed."""
     rows = sorted(rows)
@@ -118,9 +130,7 @@ def merge_chunks(chunks: Sequence[Chunk], rows: Sequence[int]) -> Chunk:
     for prev, row in itertools.pairwise(rows):
         c = chunks[row]
         if row == prev + 1:
-            n = _overlap_words(text, c.text)
-            rest = " ".join(c.text.split()[n:])
-            text = f"{text} {rest}" if rest else text
+            text += _rest(c.text, _overlap_words(text, c.text))
         else:
             text = f"{text} … {c.text}"
         parts.append(c)

@@ -101,7 +101,7 @@ def check_support(
     """Judge each sentence of ``answer`` against the sentences of ``sources``."""
     haystack = [_squeeze(s.text) for s in sources]  # code is looked up verbatim, whitespace aside
     plain = _FENCED.sub(" ", answer)  # code blocks are judged exactly, below, not as prose
-    sentences = [s.text for s in split_sentences(plain)]
+    sentences = [s.text for s in split_sentences(plain, break_lines=False)]
     # contents and index pages list titles and page numbers: they back no claim
     units = [(s.n, span.text) for s in sources if s.kind == "body" for span in split_sentences(s.text)]
     windows = [

@@ -6,6 +6,10 @@ words. Neighbours share up to ``overlap`` tokens so no fact is cut in two. A chu
 spans pages of different kinds (body, contents, index): each chunk carries one kind. Every chunk is
 checked against the limit with the real count of its own text: a chunk is never
 truncated silently by the embedder.
+
+A paragraph break inside a page (a heading is a paragraph of its own: ``indexing.clean``) stays
+a line break in the chunk's text, where the sentence splitter of answering sees a sentence end;
+everything else is joined by spaces. Page breaks are not kept: a sentence runs on over them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class _Unit:
     n: int  # tokens
     para_start: bool  # first sentence of a paragraph or page
     kind: str = "body"  # the page's kind (indexing.clean)
+    new_line: bool = False  # first sentence of a paragraph that is not the page's first
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -68,20 +73,20 @@ def _split_long(unit: _Unit, count: CountTokens, limit: int) -> list[_Unit]:
         pieces.append(_Unit(" ".join(cur), unit.page, cur_n, False))
     pieces = [dataclasses.replace(p, kind=unit.kind) for p in pieces]
     if pieces:
-        pieces[0] = dataclasses.replace(pieces[0], para_start=unit.para_start)
+        pieces[0] = dataclasses.replace(pieces[0], para_start=unit.para_start, new_line=unit.new_line)
     return pieces
 
 
 def _units(pages: Sequence[Page], count: CountTokens, limit: int) -> list[_Unit]:
-    raw: list[tuple[str, int, bool, str]] = []
+    raw: list[tuple[str, int, bool, str, bool]] = []
     for page in pages:
-        for paragraph in page.text.split("\n\n"):
+        for p, paragraph in enumerate(page.text.split("\n\n")):
             for i, sentence in enumerate(split_sentences(paragraph)):
-                raw.append((sentence, page.page, i == 0, page.kind))
+                raw.append((sentence, page.page, i == 0, page.kind, i == 0 and p > 0))
     counts = count([r[0] for r in raw]) if raw else []
     units: list[_Unit] = []
-    for (text, page, para_start, kind), n in zip(raw, counts, strict=True):
-        unit = _Unit(text, page, n, para_start, kind)
+    for (text, page, para_start, kind, new_line), n in zip(raw, counts, strict=True):
+        unit = _Unit(text, page, n, para_start, kind, new_line)
         units.extend(_split_long(unit, count, limit) if n > limit else [unit])
     return units
 
@@ -156,13 +161,18 @@ def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, ov
     if fresh:
         groups.append(cur)
 
-    texts = [" ".join(u.text for u in group) for group in groups]
+    texts = [_join(group) for group in groups]
     chunks: list[Chunk] = []
     file = pages[0].file
     for group, text, n in zip(groups, texts, count(texts), strict=True):
         for piece, piece_n in _fit(text, n, count, chunk_tokens):
             chunks.append(Chunk("", file, group[0].page, group[-1].page, piece, piece_n, group[-1].kind))
     return [dataclasses.replace(c, chunk_id=chunk_id(file, i, c.text)) for i, c in enumerate(chunks)]
+
+
+def _join(units: Sequence[_Unit]) -> str:
+    """The units' text: a line break before a new paragraph of the same page, else a space."""
+    return "".join(("\n" if u.new_line else " ") * (k > 0) + u.text for k, u in enumerate(units))
 
 
 def _fit(text: str, n: int, count: CountTokens, limit: int) -> list[tuple[str, int]]:

@@ -19,6 +19,11 @@ A line with dot leaders is a contents or index entry, never furniture.
 Pages are then typed from their lines: ``contents`` (dot leaders, or title-number columns
 that start with section numbers) and ``index`` (term, page-list lines, or dot leaders in
 the back half of the file). Everything else is ``body``.
+
+On body pages, numbered section headings ("8.3 on.exit", "3.2.3 Saving a Core Image") get a
+blank line either side: text extraction collapses line breaks, and without a break the heading
+reads as the first words of the section's opening sentence ("8.3 on.exit A function can insert
+a call ..."), which is then quoted as the answer's lead.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-CLEAN_VERSION = 1  # bump when these rules change: indexes built before are then rebuilt
+CLEAN_VERSION = 2  # bump when these rules change: indexes built before are then rebuilt
 KINDS = ("body", "contents", "index")
 
 REPEAT_SHARE = 0.3  # masked line at the same end of this share of pages = running title
@@ -54,11 +59,21 @@ _LEADER = re.compile(
 )
 _TITLE_NUMBER = re.compile(r".*[A-Za-z].*\s(?:\d{1,4}|[ivxlc]{1,6})$")  # "8 Scapegoat Trees 173"
 _SECTION_START = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s|(?:Chapter|Appendix|Part)\b|[A-Z]\.\d)")
+# "8.3 on.exit", "C.2 Editing actions", "14.6. Databases", "Appendix B Reading", "1 Introduction": a
+# section number (first part <= 2 digits: "2001 was" is a year) then a title that starts with a letter
+# or a quote ("0 -c test.c’)" and "3 :foo")" are lines of code)
+_HEADING = re.compile(
+    r"^(?:\d{1,2}(?:\.\d{1,3})*\.?|[A-Z](?:\.\d{1,3})+\.?|(?:Chapter|Appendix|Part)\s+[\dA-Z]{1,3}[.:]?)"
+    r"\s+[A-Za-z‘'\"`]"
+)
+HEADING_MAX_WORDS = 12  # a longer "title" is a numbered sentence or list item
+HEADING_MAX_WORDS_WRAPPED = 6  # ... and at most this many when the next line goes on in lower case
 
 
 @dataclasses.dataclass(frozen=True)
 class CleanPage:
-    text: str  # the page's raw text without its furniture lines (line breaks kept)
+    text: str  # the page's raw text without its furniture lines (line breaks kept; headings
+    # of body pages set off by blank lines)
     kind: str  # one of KINDS
     removed: tuple[str, ...] = ()  # the furniture lines taken off, top first
 
@@ -177,6 +192,48 @@ def page_kind(lines: Sequence[str], position: float, previous: str = "body") -> 
     return "body"
 
 
+def is_heading(line: str, previous: str | None, following: str | None) -> bool:
+    """Whether ``line`` is a numbered section heading, from the line itself and its neighbours
+    (None at the top or bottom of the page).
+
+    A numbered line is also how a wrapped sentence can go on ("... takes\n2 arguments and") and
+    how numbered list items start ("1. Design and implement a Treap in which each node\nkeeps
+    ..."), so: it holds at most HEADING_MAX_WORDS words and does not end in , ; : or . ; either
+    the line before ended a sentence (or there is none), or the title is capitalised and the next
+    line does not go on in lower case; and with a lower-case next line ("10 Start
+    Conditions\nflex provides ...") it is short, as titles are and wrapped sentences are not.
+    """
+    line = line.strip()
+    m = _HEADING.match(line)
+    if m is None or line[-1] in ".,;:":
+        return False
+    words = len(line.split())
+    wrapped = bool(following) and following.strip()[:1].islower()
+    if words > (HEADING_MAX_WORDS_WRAPPED if wrapped else HEADING_MAX_WORDS):
+        return False
+    if previous is None or previous.rstrip()[-1:] in (".", "!", "?", ":"):
+        return True
+    return not wrapped and line[m.end() - 1].isupper()  # the title's first letter
+
+
+def mark_headings(lines: Sequence[str]) -> list[str]:
+    """``lines`` with a blank line before and after each heading (paragraph breaks survive the
+    whitespace collapse of normalisation; the lines themselves are unchanged)."""
+    text = [(i, line) for i, line in enumerate(lines) if line.strip()]
+    heads: set[int] = set()
+    for k, (i, line) in enumerate(text):
+        previous = text[k - 1][1] if k > 0 else None
+        following = text[k + 1][1] if k + 1 < len(text) else None
+        if k > 0 and text[k - 1][0] in heads:
+            previous = None  # a heading right under another ("8 Exceptions" / "8.1 stop") starts afresh
+        if is_heading(line, previous, following):
+            heads.add(i)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out += ["", line, ""] if i in heads else [line]
+    return out
+
+
 def clean_pages(raw_pages: Sequence[str]) -> list[CleanPage]:
     """Remove running headers, footers and page numbers from one file's pages, and type each page.
 
@@ -194,5 +251,7 @@ def clean_pages(raw_pages: Sequence[str]) -> list[CleanPage]:
     for i, lines in enumerate(pages):
         kept, removed = _strip(list(lines), i, furniture)
         kind = page_kind(_text_lines(kept), i / last, out[-1].kind if out else "body")
+        if kind == "body":
+            kept = mark_headings(kept)
         out.append(CleanPage("\n".join(kept), kind, tuple(removed)))
     return out

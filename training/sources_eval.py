@@ -25,9 +25,8 @@ MAX_NEW_TOKENS = 64  # a quoted answer and its citation fit; a rambling base mod
 def full_sentences(text: str) -> int:
     """Complete sentences of 4+ words (ending in . ! ? or a citation)."""
     ends = (".", "!", "?", "]")
-    return sum(
-        1 for s in split_sentences(text) if len(s.text.split()) >= 4 and s.text.rstrip().endswith(ends)
-    )
+    spans = split_sentences(text, break_lines=False)
+    return sum(1 for s in spans if len(s.text.split()) >= 4 and s.text.rstrip().endswith(ends))
 
 
 def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[str, Any]:

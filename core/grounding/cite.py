@@ -58,7 +58,7 @@ def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
         return _SLOT.format(len(codes) - 1)
 
     clean = strip_markers(_CODE.sub(keep, text))
-    spans = split_sentences(clean)
+    spans = split_sentences(clean, break_lines=False)
     sources = [attribute(s.text, passages) for s in spans]
     out, pos = [], 0
     for i, span in enumerate(spans):

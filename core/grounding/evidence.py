@@ -25,6 +25,7 @@ Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
 
 OVERLAP_WEIGHT = 0.35  # share of the score from word overlap (the rest: cosine to the question)
 MIN_WORDS = 5  # shorter sentences are headings or fragments, never evidence on their own
+HEADING_WORDS = 12  # a line of its own this short, with no sentence mark, is a heading (indexing.clean)
 MAX_UNIT_WORDS = 90  # a sentence with its completing neighbours stays a quote, not a page
 # Embedding costs ~5 ms a sentence on 2 cores: past this many candidates, only those sharing the
 # most question words (then from the best-ranked passages) are embedded, which bounds the wait
@@ -78,6 +79,15 @@ class _Candidate:
     source: SourceText
     sentences: list[Span]  # all sentences of the passage
     i: int  # this sentence's index in ``sentences``
+    heading: str = ""  # the section heading right above it, if any
+
+    @property
+    def scored(self) -> str:
+        """What is scored against the question: the sentence under its heading. The heading names
+        the topic ("3.2.3 Saving a Core Image" / "SBCL has the ability to save its state") that the
+        sentence goes on to explain without naming it; only the sentence is quoted."""
+        text = self.sentences[self.i].text
+        return f"{self.heading}\n{text}" if self.heading else text
 
 
 class MemoEmbed:
@@ -100,16 +110,33 @@ class MemoEmbed:
         self(texts)
 
 
+def is_heading(text: str, spans: Sequence[Span], i: int) -> bool:
+    """Whether sentence ``i`` of ``text`` is a heading: a line of its own (chunk texts keep a line
+    break after headings and paragraphs; ``indexing.chunking``) of at most HEADING_WORDS words that
+    ends in no sentence mark. Never evidence: "3.2.3 Saving a Core Image" answers nothing."""
+    span = spans[i]
+    after = text[span.end : spans[i + 1].start] if i + 1 < len(spans) else ""
+    return (
+        "\n" in after
+        and len(span.text.split()) <= HEADING_WORDS
+        and not span.text.rstrip().endswith((".", "!", "?", ":", ";"))
+    )
+
+
 def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
-    """Every sentence of the body passages that could stand as evidence."""
+    """Every sentence of the body passages that could stand as evidence, each with the heading
+    right above it."""
     out = []
     for src in sources:
         if src.kind != "body":
             continue
         spans = split_sentences(src.text)
         for i, span in enumerate(spans):
+            if is_heading(src.text, spans, i):
+                continue
             if len(span.text.split()) >= MIN_WORDS and not _FURNITURE.search(span.text):
-                out.append(_Candidate(src, spans, i))
+                heading = spans[i - 1].text if i > 0 and is_heading(src.text, spans, i - 1) else ""
+                out.append(_Candidate(src, spans, i, heading))
     return out
 
 
@@ -120,7 +147,7 @@ def shortlist(question: str, cands: list[_Candidate], limit: int = MAX_CANDIDATE
     terms = set(content_words(question))
     order = sorted(
         range(len(cands)),
-        key=lambda j: (-term_overlap(terms, cands[j].sentences[cands[j].i].text), cands[j].source.n),
+        key=lambda j: (-term_overlap(terms, cands[j].scored), cands[j].source.n),
     )
     keep = set(order[:limit])
     return [c for j, c in enumerate(cands) if j in keep]
@@ -132,10 +159,10 @@ def score_candidates(
     """(len(cands),) fused scores: (1 - w) * cosine(question, sentence) + w * question-word overlap."""
     if not cands:
         return np.zeros(0, dtype=np.float32)
-    vectors = np.asarray(embed([question, *(c.sentences[c.i].text for c in cands)]), dtype=np.float32)
+    vectors = np.asarray(embed([question, *(c.scored for c in cands)]), dtype=np.float32)
     cosine = vectors[1:] @ vectors[0]
     terms = set(content_words(question))
-    overlap = np.array([term_overlap(terms, c.sentences[c.i].text) for c in cands], dtype=np.float32)
+    overlap = np.array([term_overlap(terms, c.scored) for c in cands], dtype=np.float32)
     return (1 - overlap_weight) * cosine + overlap_weight * overlap
 
 

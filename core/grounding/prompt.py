@@ -211,7 +211,9 @@ def format_passage(n: int, passage: Passage) -> str:
     (evidence excerpts are cited by the number of the passage they come from, so [n] means one
     source everywhere). Each sentence carries the number: see :func:`cite_sentences`."""
     k = passage.n or n
-    return f"[{k}] ({passage.where}) {cite_sentences(_defuse(passage.text), k)}"
+    # one line per passage: the prompt's layout is a passage a line (a chunk keeps a line break
+    # after a heading, which is for sentence splitting, not for the model to read as a new source)
+    return f"[{k}] ({passage.where}) {cite_sentences(_defuse(' '.join(passage.text.split())), k)}"
 
 
 def sources_block(formatted: Sequence[str]) -> str:

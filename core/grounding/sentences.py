@@ -48,16 +48,22 @@ def last_sentence_end(text: str) -> int | None:
     return ends[-1] if ends else None
 
 
-def split_sentences(text: str, max_words: int = MAX_WORDS) -> list[Span]:
-    """Sentence spans of ``text``, in order, whitespace trimmed; long runs cut at clauses."""
+def split_sentences(text: str, max_words: int = MAX_WORDS, break_lines: bool = True) -> list[Span]:
+    """Sentence spans of ``text``, in order, whitespace trimmed; long runs cut at clauses.
+
+    With ``break_lines`` (book text) a line break always ends a sentence: chunk texts keep one only
+    where a paragraph or a heading ends (``indexing.chunking``), and a heading has no full stop to end
+    it ("8.3 on.exit\nA function ..."). Answers are cut without it: a model's line breaks set out
+    lists and code, whose sentence is the one that introduces them."""
     spans: list[Span] = []
-    start = 0
-    for m in _END.finditer(text):
-        if _ABBREV.search(text[max(start, m.start() - 8) : m.start()]):
-            continue
-        spans.extend(_cut_long(text, start, m.start(), max_words))
-        start = m.end()
-    spans.extend(_cut_long(text, start, len(text), max_words))
+    for line in re.finditer(r"[^\n]+" if break_lines else r"(?s).+", text):
+        start, stop = line.start(), line.end()
+        for m in _END.finditer(text, start, stop):
+            if _ABBREV.search(text[max(start, m.start() - 8) : m.start()]):
+                continue
+            spans.extend(_cut_long(text, start, m.start(), max_words))
+            start = m.end()
+        spans.extend(_cut_long(text, start, stop, max_words))
     return [s for s in spans if s.text]
 
 
