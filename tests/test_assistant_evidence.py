@@ -42,12 +42,27 @@ SOURCES = [
         ("No end mark", ["No end mark"]),
         ("lower. case follows", ["lower. case follows"]),  # not a sentence start
         ("", []),
+        # a line break ends a sentence in book text: chunks keep one only after headings and paragraphs
+        ("8.3 on.exit\nA function can call it. Then", ["8.3 on.exit", "A function can call it.", "Then"]),
+        ("First para ends here\n\nsecond one", ["First para ends here", "second one"]),
     ],
 )
 def test_split_sentences(text: str, expected: list[str]) -> None:
     spans = split_sentences(text)
     assert [s.text for s in spans] == expected
     assert all(text[s.start : s.end] == s.text for s in spans)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Redirect it like this:\n- use 2>\n- or &>", ["Redirect it like this:\n- use 2>\n- or &>"]),
+        ("One. Two\nthree. Four.", ["One.", "Two\nthree.", "Four."]),
+    ],
+)
+def test_answers_are_not_cut_at_line_breaks(text: str, expected: list[str]) -> None:
+    """A model's line breaks set out lists and code: the sentence that introduces them stays one."""
+    assert [s.text for s in split_sentences(text, break_lines=False)] == expected
 
 
 def test_long_runs_are_cut_at_clauses_then_words() -> None:
@@ -109,6 +124,46 @@ def test_select_evidence_skips_contents_and_index_pages_and_repeats() -> None:
     texts = [e.text for e in evidence]
     assert len(texts) == len(set(texts))
     assert sum("2> followed by" in t for t in texts) == 1
+
+
+# (question, passage text, the lead quote): a heading (a line of its own, no sentence mark) is never
+# quoted; the sentence under it is scored with it, so the heading's words find the sentence that
+# explains them without naming them
+HEADING_CASES = [
+    (
+        "How do I save a core image in SBCL?",
+        "SBCL runs Lisp programs and has a compiler for them.\n3.2.3 Saving a Core Image\n"
+        "The system can write its state as a file for later execution.",
+        "The system can write its state as a file for later execution.",
+    ),
+    (  # "It" would pull in the sentence before it, but not a heading
+        "How do I save a core image in SBCL?",
+        "SBCL runs Lisp programs and has a compiler for them.\n3.2.3 Saving a Core Image\n"
+        "It has the ability to write its state as a file for later execution.",
+        "It has the ability to write its state as a file for later execution.",
+    ),
+    (  # the heading alone would match best, and is long enough to pass as a sentence
+        "What are saving core image options?",
+        "3.2.3 Saving Core Image Options Here\nThe system keeps running after it. Other text comes here now.",
+        "The system keeps running after it.",
+    ),
+    (  # no line break: not a heading (a sentence that merely lacks its full stop stays evidence)
+        "What does on.exit store?",
+        "A call to on.exit stores the value of the body expression",
+        "A call to on.exit stores the value of the body expression",
+    ),
+]
+
+
+@pytest.mark.parametrize(("question", "text", "lead"), HEADING_CASES)
+def test_headings_are_never_quoted_but_score_the_sentence_under_them(
+    question: str, text: str, lead: str
+) -> None:
+    distractor = SourceText(
+        2, "b.pdf", [9], "It has many other things to say about unrelated topics at length."
+    )
+    evidence = select_evidence(question, [SourceText(1, "a.pdf", [1], text), distractor], EMBED)
+    assert evidence[0].text == lead
 
 
 def test_select_evidence_with_nothing_to_choose() -> None:

@@ -45,6 +45,21 @@ def test_merge_removes_overlap_and_unions_pages() -> None:
     assert merged.pages == [3, 4] and merged.chunk_id == "c0+c1"
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "merged"),
+    [
+        ("one two three", "two three\n4.1 Heading\nfive", "one two three\n4.1 Heading\nfive"),
+        ("one two heading", "heading\nfive six", "one two heading\nfive six"),  # the break after the overlap
+        ("one two", "one two", "one two"),  # all overlap
+        ("one two", "three\nfour", "one two three\nfour"),  # no overlap
+    ],
+)
+def test_merge_keeps_line_breaks(first: str, second: str, merged: str) -> None:
+    """A chunk's line breaks end its headings and paragraphs; sentence splitting reads them."""
+    chunks = [_chunk(0, "a.pdf", 3, first), _chunk(1, "a.pdf", 4, second)]
+    assert merge_chunks(chunks, [0, 1]).text == merged
+
+
 def test_merge_neighbours() -> None:
     chunks = [
         _chunk(0, "a.pdf", 1, "alpha beta"),

@@ -86,6 +86,29 @@ def test_pages_of_chunks() -> None:
     assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2), (3, 3)]
 
 
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        # a heading set off as its own paragraph by the cleaner: line breaks either side of it
+        (
+            ["Intro ends here.\n\n8.3 on.exit\n\nA function can call it."],
+            "Intro ends here.\n8.3 on.exit\nA function can call it.",
+        ),
+        # a page break is not a paragraph break: the sentence runs on over it
+        (
+            ["A sentence that runs", "over the page. Next one."],
+            "A sentence that runs over the page. Next one.",
+        ),
+        # a heading at the top of a page: the break after it only
+        (["Last words.", "8 Exceptions\n\nStop halts it."], "Last words. 8 Exceptions\nStop halts it."),
+    ],
+)
+def test_paragraph_breaks_inside_a_page_stay_line_breaks(texts: list[str], expected: str) -> None:
+    """Answering splits sentences at them: a heading must not read as its section's first words."""
+    chunks = chunk_pages(_pages(texts), wordpieces, 200, 0)
+    assert [c.text for c in chunks] == [expected]
+
+
 def test_ids_are_stable_and_depend_on_text() -> None:
     pages = _pages([SENTENCES])
     a = chunk_pages(pages, wordpieces, 64, 16)

@@ -14,8 +14,8 @@ import pytest
 
 from indexing.build import build_index
 from indexing.chunking import chunk_pages
-from indexing.clean import CLEAN_VERSION, clean_pages, page_kind
-from indexing.pdf import extract_file
+from indexing.clean import CLEAN_VERSION, clean_pages, is_heading, mark_headings, page_kind
+from indexing.pdf import extract_file, normalize_text
 from indexing.records import Chunk, Page, read_chunks
 from tests.test_indexing_build import FakeEmbedder
 
@@ -295,3 +295,68 @@ def test_chunks_written_before_kinds_still_read(tmp_path: Path) -> None:
     old = {"chunk_id": "a1", "file": "b.pdf", "page_start": 1, "page_end": 1, "text": "t", "n_tokens": 1}
     (tmp_path / "chunks.jsonl").write_text(json.dumps(old) + "\n")
     assert read_chunks(tmp_path / "chunks.jsonl") == [Chunk("a1", "b.pdf", 1, 1, "t", 1, "body")]
+
+
+# (line, the line before, the line after, is it a heading?); None = the page's top or bottom
+HEADING_CASES = [
+    ("8.3 on.exit", "control the handling of problems.", "A function can insert a call", True),
+    ("3.2.3 Saving a Core Image", None, "SBCL has the ability to save", True),
+    ("14.6. Databases", "or end the program gracefully.", "A database is a file", True),
+    ("C.2 Editing actions", "this is best avoided.", "The R program keeps a history", True),
+    ("Chapter 4 Functions", None, "Functions group commands.", True),
+    # after a code line (no sentence end before it): a capitalised title over a capitalised line
+    ("6.3.3 Interactive Shell Behavior", "fi", "When the shell is running", True),
+    # a short title over a lower-case line ("flex provides ...") still is one
+    ("10 Start Conditions", None, "flex provides a mechanism", True),
+    # a wrapped sentence that goes on with a number
+    ("2 arguments and returns the", "The function takes", "sum of them.", False),
+    (
+        "4.1.1. For lazy evaluation, however, we call apply with the operand",
+        "in Section",
+        "expressions",
+        False,
+    ),
+    # numbered list items and exercises that wrap
+    ("1. Design and implement a Treap implementation in which each node", "for.", "keeps track of it", False),
+    # ends like a sentence or a clause
+    ("3. Write a DLList method sort().", "above.", "Then test it.", False),
+    ("2.1 The problem is as follows:", "above.", "Assume that", False),
+    # code and numbers
+    ("0 -c test.c’)", "cc -G", "Once the C code", False),
+    ('3 :foo ")', '(input "1 2', "(let", False),
+    ("2019 was the year", None, "It rained.", False),
+    ("1 2 3 4", "x.", "Y", False),
+    ("Redirections", "above.", "Before a command", False),  # no number: left alone
+]
+
+
+@pytest.mark.parametrize(("line", "before", "after", "heading"), HEADING_CASES)
+def test_is_heading(line: str, before: str | None, after: str | None, heading: bool) -> None:
+    assert is_heading(line, before, after) is heading
+
+
+def test_mark_headings_sets_them_off_as_paragraphs() -> None:
+    lines = [
+        "8 Exception handling",
+        "8.1 stop",
+        "A call to stop halts it.",
+        "It returns.",
+        "8.2 warning",
+        "Warn.",
+    ]
+    assert mark_headings(lines) == [
+        "", "8 Exception handling", "", "", "8.1 stop", "", "A call to stop halts it.", "It returns.",
+        "", "8.2 warning", "", "Warn.",
+    ]  # fmt: skip
+
+
+def test_headings_reach_the_chunks_as_line_breaks() -> None:
+    """From raw page text to chunk text: the heading is a line of its own."""
+    raw = [
+        "The handling of problems is described here.\n8.3 on.exit\nA function can insert a call to on.exit.",
+    ]
+    pages = [Page("b.pdf", 1, normalize_text(c.text), c.kind) for c in clean_pages(raw)]
+    chunks = chunk_pages(pages, lambda texts: [len(t.split()) for t in texts], 200, 0)
+    assert chunks[0].text == (
+        "The handling of problems is described here.\n8.3 on.exit\nA function can insert a call to on.exit."
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,6 +123,11 @@ def is_heading(text: str, spans: Sequence[Span], i: int) -> bool:
     )
 
 
+def _headings(c: _Candidate) -> set[int]:
+    """Indices of the headings among the sentences of ``c``'s passage."""
+    return {k for k in range(len(c.sentences)) if is_heading(c.source.text, c.sentences, k)}
+
+
 def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
     """Every sentence of the body passages that could stand as evidence, each with the heading
     right above it."""
@@ -166,16 +171,19 @@ def score_candidates(
     return (1 - overlap_weight) * cosine + overlap_weight * overlap
 
 
-def complete(sentences: Sequence[Span], i: int) -> tuple[int, int]:
-    """Indices [a, b) of sentence ``i`` plus the neighbours it needs to be read alone."""
+def complete(sentences: Sequence[Span], i: int, headings: Collection[int] = ()) -> tuple[int, int]:
+    """Indices [a, b) of sentence ``i`` plus the neighbours it needs to be read alone; never a
+    heading (index in ``headings``): "It" under "3.2.3 Saving a Core Image" refers to its topic,
+    and quoting the heading would glue it back onto the answer."""
     a, b = i, i + 1
 
     def words(lo: int, hi: int) -> int:
         return sum(len(s.text.split()) for s in sentences[lo:hi])
 
-    if a > 0 and _REFERS_BACK.match(sentences[a].text) and words(a - 1, b) <= MAX_UNIT_WORDS:
+    back = a > 0 and a - 1 not in headings and _REFERS_BACK.match(sentences[a].text)
+    if back and words(a - 1, b) <= MAX_UNIT_WORDS:
         a -= 1
-    while b < len(sentences) and sentences[b - 1].text.rstrip().endswith(":"):
+    while b < len(sentences) and b not in headings and sentences[b - 1].text.rstrip().endswith(":"):
         if words(a, b + 1) > MAX_UNIT_WORDS:
             break
         b += 1
@@ -224,7 +232,7 @@ def select_evidence(
         words = set(content_words(c.sentences[c.i].text))
         if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
             continue  # said already by a chosen quote (overlapping chunks repeat sentences)
-        a, b = complete(c.sentences, c.i)
+        a, b = complete(c.sentences, c.i, _headings(c))
         chosen.append(_quote(c, a, b, score))
         units.append((c.source.n, a, b))
     return chosen
