@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ui.eval_report import latest_report, split_report
-from ui.highlight import answer_markdown, escape_markdown, highlight, question_terms
+from ui.highlight import answer_markdown, escape_markdown, highlight, mark_evidence, question_terms
 
 MARK = "<{}>"
 
@@ -70,3 +70,23 @@ def test_latest_report(tmp_path):
     for day in ("2026-01-02", "2026-01-10", "2025-12-31"):
         (tmp_path / f"eval-{day}.md").write_text(day)
     assert latest_report(tmp_path).name == "eval-2026-01-10.md"
+
+
+@pytest.mark.parametrize(
+    ("text", "spans", "expected"),
+    [
+        ("One two. Three four.", [(9, 20)], "One two\\. <Three four\\.>"),
+        # a heading keeps its own line (a markdown hard break), the evidence under it is marked
+        (
+            "8.3 on.exit\nA call stores it. More.",
+            [(12, 29)],
+            "8\\.3 on\\.exit  \n<A call stores it\\.> More\\.",
+        ),
+        # a span over a line break is marked on each line
+        ("Use this:\nrun it. Done.", [(0, 17)], "<Use this\\:>  \n<run it\\.> Done\\."),
+        # a stale span (past the end) and an overlapping one leave the text as it is
+        ("Short one.", [(0, 99), (0, 5), (2, 7)], "<Short> one\\."),
+    ],
+)
+def test_mark_evidence(text: str, spans: list[tuple[int, int]], expected: str) -> None:
+    assert mark_evidence(text, spans, "", style="<{}>") == expected

@@ -82,15 +82,31 @@ def mark_evidence(
     text: str, spans: list[tuple[int, int]], question: str, style: str = ":green-background[{}]"
 ) -> str:
     """Markdown of a passage with its evidence sentences (``text[start:end]``) in ``style`` and the
-    question's words highlighted elsewhere, so a reader finds the quoted sentence in its context."""
-    out, last = [], 0
-    for start, end in sorted(spans):
-        if start < last or not 0 <= start < end <= len(text):
-            continue  # overlapping or stale span: leave that text as it is
+    question's words highlighted elsewhere, so a reader finds the quoted sentence in its context.
+
+    The passage's line breaks (a chunk keeps them only after a heading or a paragraph) stay line
+    breaks, so "8.3 on.exit" shows as the heading it is, not as the first words of a sentence."""
+    spans = sorted(spans)
+    lines = []
+    for line in re.finditer(r"[^\n]+", text):
+        a, b = line.start(), line.end()
+        inside = [(max(s, a), min(e, b)) for s, e in spans if s < b and e > a and 0 <= s < e <= len(text)]
+        rendered = _mark_line(text, a, b, inside, question, style)
+        if rendered:
+            lines.append(rendered)
+    return "  \n".join(lines)  # two spaces: a markdown hard line break
+
+
+def _mark_line(text: str, a: int, b: int, spans: list[tuple[int, int]], question: str, style: str) -> str:
+    """``text[a:b]`` (one line) as markdown, ``spans`` (inside it, sorted) in ``style``."""
+    out, last = [], a
+    for start, end in spans:
+        if start < last:
+            continue  # overlapping span: leave that text as it is
         out.append(highlight(text[last:start], question))
         out.append(style.format(escape_markdown(" ".join(text[start:end].split()))))
         last = end
-    out.append(highlight(text[last:], question))
+    out.append(highlight(text[last:b], question))
     return " ".join(part.strip() for part in out if part.strip())
 
 
