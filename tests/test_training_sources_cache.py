@@ -45,7 +45,8 @@ def test_the_key_follows_the_request(change: dict) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("ABSTAIN_SHARE", 0.1),  # a constant changed in the code, with no version bump
+        ("ABSTAIN_SHARE", 0.3),  # a constant changed in the code, with no version bump
+        ("HELD_OUT_ABSTAIN_SHARE", 0.5),
         ("N_SOURCES", 4),
         ("NEAR_PAGES", 2),
         ("MAX_NEW_TOKENS", 64),

@@ -28,6 +28,7 @@ from indexing.outline import read_outline
 from indexing.records import Chunk
 from training.examples import (
     ABSTAIN_SHARE,
+    HELD_OUT_ABSTAIN_SHARE,
     MAX_NEW_TOKENS,
     N_SOURCES,
     NEAR_PAGES,
@@ -132,6 +133,7 @@ class Request:
             # (a run meant to try another abstain share once trained on the cached examples)
             "rules": {
                 "abstain_share": ABSTAIN_SHARE,
+                "held_out_abstain_share": HELD_OUT_ABSTAIN_SHARE,
                 "sources": N_SOURCES,
                 "near_pages": NEAR_PAGES,
                 "max_new_tokens": MAX_NEW_TOKENS,
@@ -197,7 +199,9 @@ def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any)
     )
     held = {c.chunk_id: c for c in request.held_chunks}
 
-    def examples(chunks: Sequence[Chunk], limit: int, seed: int, allowed: Any) -> tuple[list[Example], dict]:
+    def examples(
+        chunks: Sequence[Chunk], limit: int, seed: int, allowed: Any, abstain_share: float
+    ) -> tuple[list[Example], dict]:
         by_id = {c.chunk_id: c for c in chunks}  # build_examples keeps the questions about these chunks
         return build_examples(
             questions,
@@ -208,14 +212,17 @@ def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any)
             limit=limit,
             seed=seed,
             allowed=allowed,
+            abstain_share=abstain_share,
             prefetch=memo.prefill,
         )
 
     # a held-out chunk is never trained on, not even as a distractor
     train, counts = examples(
-        request.train_chunks, request.limit, request.seed, lambda c: c.chunk_id not in held
+        request.train_chunks, request.limit, request.seed, lambda c: c.chunk_id not in held, ABSTAIN_SHARE
     )
-    held_out, _ = examples(request.held_chunks, request.held_out_limit, request.seed + 1, lambda c: True)
+    held_out, _ = examples(
+        request.held_chunks, request.held_out_limit, request.seed + 1, lambda c: True, HELD_OUT_ABSTAIN_SHARE
+    )
     by_rule = dict(collections.Counter(q.rule for q in questions))
     return SourcesData(train, held_out, counts, by_rule)
 
