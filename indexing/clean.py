@@ -33,6 +33,8 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from core.grounding.sentences import HEADING_WORDS
+
 CLEAN_VERSION = 2  # bump when these rules change: indexes built before are then rebuilt
 KINDS = ("body", "contents", "index")
 
@@ -66,7 +68,6 @@ _HEADING = re.compile(
     r"^(?:\d{1,2}(?:\.\d{1,3})*\.?|[A-Z](?:\.\d{1,3})+\.?|(?:Chapter|Appendix|Part)\s+[\dA-Z]{1,3}[.:]?)"
     r"\s+[A-Za-z‘'\"`]"
 )
-HEADING_MAX_WORDS = 12  # a longer "title" is a numbered sentence or list item
 HEADING_MAX_WORDS_WRAPPED = 6  # ... and at most this many when the next line goes on in lower case
 
 
@@ -198,7 +199,8 @@ def is_heading(line: str, previous: str | None, following: str | None) -> bool:
 
     A numbered line is also how a wrapped sentence can go on ("... takes\n2 arguments and") and
     how numbered list items start ("1. Design and implement a Treap in which each node\nkeeps
-    ..."), so: it holds at most HEADING_MAX_WORDS words and does not end in , ; : or . ; either
+    ..."), so: it holds at most HEADING_WORDS words (longer: a numbered sentence or list item)
+    and does not end in , ; : or . ; either
     the line before ended a sentence (or there is none), or the title is capitalised and the next
     line does not go on in lower case; and with a lower-case next line ("10 Start
     Conditions\nflex provides ...") it is short, as titles are and wrapped sentences are not.
@@ -209,7 +211,7 @@ def is_heading(line: str, previous: str | None, following: str | None) -> bool:
         return False
     words = len(line.split())
     wrapped = bool(following) and following.strip()[:1].islower()
-    if words > (HEADING_MAX_WORDS_WRAPPED if wrapped else HEADING_MAX_WORDS):
+    if words > (HEADING_MAX_WORDS_WRAPPED if wrapped else HEADING_WORDS):
         return False
     if previous is None or previous.rstrip()[-1:] in (".", "!", "?", ":"):
         return True

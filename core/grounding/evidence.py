@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from core.grounding.sentences import Span, content_words, split_sentences, term_overlap
+from core.grounding.sentences import HEADING_WORDS, Span, content_words, split_sentences, term_overlap
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
 
 OVERLAP_WEIGHT = 0.35  # share of the score from word overlap (the rest: cosine to the question)
 MIN_WORDS = 5  # shorter sentences are headings or fragments, never evidence on their own
-HEADING_WORDS = 12  # a line of its own this short, with no sentence mark, is a heading (indexing.clean)
 MAX_UNIT_WORDS = 90  # a sentence with its completing neighbours stays a quote, not a page
 # Embedding costs ~5 ms a sentence on 2 cores: past this many candidates, only those sharing the
 # most question words (then from the best-ranked passages) are embedded, which bounds the wait
@@ -79,7 +78,7 @@ class _Candidate:
     source: SourceText
     sentences: list[Span]  # all sentences of the passage
     i: int  # this sentence's index in ``sentences``
-    heading: str = ""  # the section heading right above it, if any
+    headings: frozenset[int] = frozenset()  # indices of the passage's headings in ``sentences``
 
     @property
     def scored(self) -> str:
@@ -87,7 +86,7 @@ class _Candidate:
         the topic ("3.2.3 Saving a Core Image" / "SBCL has the ability to save its state") that the
         sentence goes on to explain without naming it; only the sentence is quoted."""
         text = self.sentences[self.i].text
-        return f"{self.heading}\n{text}" if self.heading else text
+        return f"{self.sentences[self.i - 1].text}\n{text}" if self.i - 1 in self.headings else text
 
 
 class MemoEmbed:
@@ -123,11 +122,6 @@ def is_heading(text: str, spans: Sequence[Span], i: int) -> bool:
     )
 
 
-def _headings(c: _Candidate) -> set[int]:
-    """Indices of the headings among the sentences of ``c``'s passage."""
-    return {k for k in range(len(c.sentences)) if is_heading(c.source.text, c.sentences, k)}
-
-
 def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
     """Every sentence of the body passages that could stand as evidence, each with the heading
     right above it."""
@@ -136,12 +130,12 @@ def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
         if src.kind != "body":
             continue
         spans = split_sentences(src.text)
+        headings = frozenset(k for k in range(len(spans)) if is_heading(src.text, spans, k))
         for i, span in enumerate(spans):
-            if is_heading(src.text, spans, i):
+            if i in headings:
                 continue
             if len(span.text.split()) >= MIN_WORDS and not _FURNITURE.search(span.text):
-                heading = spans[i - 1].text if i > 0 and is_heading(src.text, spans, i - 1) else ""
-                out.append(_Candidate(src, spans, i, heading))
+                out.append(_Candidate(src, spans, i, headings))
     return out
 
 
@@ -232,7 +226,7 @@ def select_evidence(
         words = set(content_words(c.sentences[c.i].text))
         if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
             continue  # said already by a chosen quote (overlapping chunks repeat sentences)
-        a, b = complete(c.sentences, c.i, _headings(c))
+        a, b = complete(c.sentences, c.i, c.headings)
         chosen.append(_quote(c, a, b, score))
         units.append((c.source.n, a, b))
     return chosen

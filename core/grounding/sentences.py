@@ -17,6 +17,9 @@ _ABBREV = re.compile(
     r"(?:\b(?:e\.g|i\.e|etc|cf|vs|Fig|Figs|Sec|No|Vol|Ch|pp?|resp|approx|al|Mr|Dr|St)\.)$", re.I
 )
 MAX_WORDS = 60  # longer "sentences" (lists, code, contents runs) are cut at a clause or word boundary
+# A heading line holds at most this many words: the cleaner sets such lines off (indexing.clean),
+# and evidence tells them from sentences by it (core.grounding.evidence); both must agree.
+HEADING_WORDS = 12
 
 _WORD = re.compile(r"[a-z0-9_][a-z0-9_+#.\-]*[a-z0-9_+#]|[a-z0-9_]")
 _STOP_TEXT = """a about an and are as at be been but by can could do does did for from had has have how i if
