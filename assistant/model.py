@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from assistant.records import ModelInfo
 from core.atomic import readable_dir
+from core.hardware import cpu_supports_bf16
 from core.layout import ModelFiles, model_ready
 from core.sources import LMSource, resolve_lm
 
@@ -98,3 +100,16 @@ def resolve_lead(lead: str, info: ModelInfo) -> str:
         return lead
     trained = ((info.manifest or {}).get("answer_from_sources") or {}).get("train_examples", 0)
     return "quote" if trained else "none"
+
+
+def resolve_prefill(prefill: str, model: Any) -> str:
+    """ "bf16" or "fp32": "auto" reads the prompt with bf16 matmuls (``generate.bf16_prompt_matmuls``)
+    where that is fast and close to fp32: fp32 weights on a CPU with native bf16. Elsewhere bf16 is
+    emulated (slower), or the weights are already half precision (CUDA), so there is nothing to gain."""
+    if prefill != "auto":
+        return prefill
+    import torch
+
+    weights = next(model.parameters())
+    native = weights.device.type == "cpu" and cpu_supports_bf16()
+    return "bf16" if native and weights.dtype == torch.float32 else "fp32"

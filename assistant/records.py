@@ -75,7 +75,7 @@ class Answer:
     # what the model wrote; ``text`` is it with verified citations (core.grounding.cite): each sentence
     # cites the passage it was found in, not the number the model guessed
     model_text: str = ""
-    prefill: str = "fp32"  # the precision the prompt was read at ("bf16": autocast; decoding stays fp32)
+    prefill: str = "fp32"  # the prompt read with "bf16" matmuls (fp32 weights) or "fp32"; decoding: fp32
     # the answer's opening quote (the best evidence item, cited), given to the model to continue;
     # ``text`` starts with it and ``model_text`` is what followed. "" = the model wrote it all
     lead: str = ""

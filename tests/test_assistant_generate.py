@@ -267,28 +267,53 @@ def test_cancel_stops_at_the_next_token_and_abandoning_frees_the_model(tiny_lm) 
 
 
 @pytest.mark.slow
-def test_bf16_prefill_cache_continues_the_prompt(tiny_lm) -> None:
-    """The bf16 cache of all but the last prompt token, plus that token at full precision, gives
-    the fp32 model's next-token scores to bf16 accuracy; beams keep generate's own prefill."""
+def test_bf16_prompt_matmuls_cover_the_prompt_only(tiny_lm) -> None:
+    """Only the forward call that reads the prompt runs its matmuls in bf16: the decoding calls
+    run in fp32, the switch is back afterwards, and the text is generated as usual."""
     import torch
 
-    from assistant.generate import CACHE_KWARG, prefill_cache
+    from assistant.generate import _set_fp32_matmuls, bf16_prompt_matmuls
 
     model, tok = tiny_lm
     ids = _ids(tok)
-    with torch.inference_mode():
-        cache = prefill_cache(model, ids)
-        assert cache.get_seq_length() == ids.shape[1] - 1
-        assert all(layer.keys.dtype == torch.float32 for layer in cache.layers)
-        last = model(input_ids=ids[:, -1:], use_cache=True, **{CACHE_KWARG: cache}).logits[0, -1]
-        full = model(input_ids=ids).logits[0, -1]
-    assert torch.allclose(last, full, atol=0.05 * full.abs().max().item())
-    assert not torch.equal(last, full)  # the prompt really was read in bf16
+    seen: list[str] = []
+
+    def record(module, args) -> None:  # runs inside the model's forward, after its own hooks
+        old = _set_fp32_matmuls("none")
+        _set_fp32_matmuls(old)
+        seen.append(old)
+
+    inner = next(model.children()).register_forward_pre_hook(record)
+    try:
+        with torch.inference_mode(), bf16_prompt_matmuls(model):
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=3,
+                min_new_tokens=3,
+                do_sample=False,
+            )
+        assert seen == ["bf16", "none", "none"]  # the prompt, then one call per further token
+        assert _set_fp32_matmuls("none") == "none"  # and it is off again
+        with torch.inference_mode():
+            plain = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=3,
+                min_new_tokens=3,
+                do_sample=False,
+            )
+        assert out.shape == plain.shape
+    finally:
+        inner.remove()
+
+    with pytest.raises(IndexError), bf16_prompt_matmuls(model):  # a failed prompt turns it off too
+        model(input_ids=torch.tensor([[10**9]]))
+    assert _set_fp32_matmuls("none") == "none"
 
     greedy = PRESETS["precise"].replace(max_new_tokens=12)
-    gen = Generation(model, tok, ids, greedy, prefill="bf16")
-    assert gen.prefill == "bf16" and gen.run() and gen.new_tokens >= 1
-    assert Generation(model, tok, ids, PRESETS["technical"], prefill="bf16").prefill == "fp32"
+    gen = Generation(model, tok, ids, greedy, prefill="bf16", prompt_lookup=4)
+    assert gen.prompt_lookup == 4 and gen.run() and gen.new_tokens >= 1  # prompt lookup stays on
 
 
 @pytest.mark.slow

@@ -146,6 +146,26 @@ def test_resolve_lead(lead: str, manifest: dict | None, expected: str) -> None:
     assert resolve_lead(lead, info) == expected
 
 
+@pytest.mark.parametrize(
+    ("prefill", "native_bf16", "dtype", "expected"),
+    [
+        ("auto", True, "float32", "bf16"),  # fp32 weights on a CPU with native bf16
+        ("auto", False, "float32", "fp32"),  # bf16 would be emulated: slower
+        ("auto", True, "bfloat16", "fp32"),  # weights already half precision: nothing to gain
+        ("fp32", True, "float32", "fp32"),  # asked for: kept
+        ("bf16", False, "float32", "bf16"),
+    ],
+)
+def test_resolve_prefill(monkeypatch, prefill: str, native_bf16: bool, dtype: str, expected: str) -> None:
+    import torch
+
+    import assistant.model
+
+    monkeypatch.setattr(assistant.model, "cpu_supports_bf16", lambda: native_bf16)
+    model = torch.nn.Linear(2, 2).to(getattr(torch, dtype))
+    assert assistant.model.resolve_prefill(prefill, model) == expected
+
+
 @pytest.mark.slow
 def test_shared_between_threads(bot: Assistant) -> None:
     answers: list[Answer] = []
@@ -359,12 +379,12 @@ def test_bf16_prefill_is_used_and_recorded(index_dir, lm_1024, tmp_path) -> None
     )
     assert fast.prefill == "bf16" and fast.timings.new_tokens > 0 and fast.text
     assert monitor.read_log(tmp_path / "answers.jsonl")[-1]["prefill"] == "bf16"
-    assert Assistant(index_dir, **common).ask(QUESTION, greedy).prefill == "fp32"  # the default
+    assert Assistant(index_dir, prefill="fp32", **common).ask(QUESTION, greedy).prefill == "fp32"
     beams = Assistant(index_dir, prefill="bf16", **common).ask(QUESTION, FAST)
-    assert beams.prefill == "fp32"  # beams copy the cache per candidate: generate reads the prompt itself
+    assert beams.prefill == "bf16" and beams.text  # beams read the prompt in generate's first call too
     from core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="prefill must be one of fp32, bf16"):
+    with pytest.raises(ConfigError, match="prefill must be one of auto, fp32, bf16"):
         Assistant(index_dir, retriever=retriever, prefill="int8", load_model=False)
 
 

@@ -123,7 +123,7 @@ REFUSED = [
     ("context", "everything", "'evidence' or 'passages'"),
     ("evidence_sentences", 0, ">= 1"),
     ("abstain_below", 1.0, r"in \[0, 1\)"),
-    ("prefill", "fp16", "'fp32' or 'bf16'"),
+    ("prefill", "fp16", "'auto', 'fp32' or 'bf16'"),
     ("port", 0, r"in \[1, 65535\]"),
 ]
 
