@@ -149,6 +149,12 @@ def bf16_prompt_matmuls(model: Any) -> Iterator[None]:
             _set_fp32_matmuls(saved.pop())
 
 
+def reading_prompt(model: Any, prefill: str) -> contextlib.AbstractContextManager[None]:
+    """The block a ``generate`` call runs in for ``prefill``: "bf16" reads the prompt with bf16
+    matmuls (:func:`bf16_prompt_matmuls`), "fp32" changes nothing."""
+    return bf16_prompt_matmuls(model) if prefill == "bf16" else contextlib.nullcontext()
+
+
 class Generation:
     """One answer being generated. Iterate for text pieces; then read ``text`` and the timings.
 
@@ -224,8 +230,7 @@ class Generation:
             if self.params.seed is not None:
                 torch.manual_seed(self.params.seed)
             self._started = time.perf_counter()
-            prompt = bf16_prompt_matmuls(self.model) if self.prefill == "bf16" else contextlib.nullcontext()
-            with torch.inference_mode(), prompt:
+            with torch.inference_mode(), reading_prompt(self.model, self.prefill):
                 out = self.model.generate(**self._kwargs(), **extra)
             self.seconds = time.perf_counter() - self._started
         sequences = out.sequences if hasattr(out, "sequences") else out

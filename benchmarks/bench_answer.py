@@ -41,16 +41,13 @@ def plain_generate(
 ):
     """The baseline: one ``model.generate`` call with the same arguments, seed and prompt precision.
     Returns (ids, seconds)."""
-    import contextlib
-
     import torch
 
-    from assistant.generate import bf16_prompt_matmuls
+    from assistant.generate import reading_prompt
 
     torch.manual_seed(params.seed)
-    prompt = bf16_prompt_matmuls(model) if prefill == "bf16" else contextlib.nullcontext()
     t = time.perf_counter()
-    with torch.inference_mode(), prompt:
+    with torch.inference_mode(), reading_prompt(model, prefill):
         out = model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
