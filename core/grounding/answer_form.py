@@ -1,0 +1,63 @@
+"""Whether a sentence has the form of an answer to the question's kind (pure: no model).
+
+Evidence is scored by what a sentence is about (cosine and question words), which ranks the
+sentence that introduces a topic ("flex provides a mechanism for conditionally activating
+rules.", "SBCL has the ability to save its state as a file") with the one that answers it. The
+lead quote is the answer, so the order between them matters: a "How do I ..." question is
+answered by a sentence that names what to type (``is.na(x)``, ``--script``, "the bg command"),
+a "What is X?" question by one that says what X is ("Promise objects are part of R's lazy
+evaluation mechanism.").
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.grounding.sentences import content_words
+
+# "How do I ...", "how can you ...", "how to ...": a way to do something. Not "How does flex choose
+# a rule?" or "How are structs translated?", which ask how something works, in words.
+_HOW = re.compile(r"^\s*how\s+(?:to\b|(?:do|can|could|should|would|may|might)\s+(?:i|you|we|one)\b)", re.I)
+_WHAT = re.compile(r"^\s*what (?:is|are|does|do)\b", re.I)
+# something to type: a call, an option, a dotted/colon/underscore identifier, a shell construct,
+# or a named command, function, option, ...
+_CODE = re.compile(
+    r"\w\(|(?<![\w-])--?[a-z][\w-]*|(?<![\w@.])[a-z]\w*[.:_][a-z]\w*(?![\w@.])|[$%][({\w]|\{\w+\.\.|"
+    r"\bthe\s+\S+\s+(?:command|function|option|builtin|statement|macro|directive|operator|keyword)\b",
+    re.I,
+)
+# "X is a ...", "An X refers to ...": a subject of at most 6 words with no clause break, then a verb
+# that defines ("B-Trees are to external memory searching what ..." is a comparison, not a definition)
+_DEFINES = re.compile(
+    r"^(?:(?:a|an|the)\s+)?((?:[^\s,;:]+\s+){0,5}?[^\s,;:]+)\s+"
+    r"(?:(?:is|are)\s+(?:a|an|the|one|part|used|called|defined)|refers? to|means?|denotes?|stands? for)\b",
+    re.I,
+)
+
+
+def question_kind(question: str) -> str:
+    """ "how" (asks for a way to do something), "what" (asks what something is or does), or ""."""
+    if _HOW.match(question):
+        return "how"
+    if _WHAT.match(question):
+        return "what"
+    return ""
+
+
+def answer_form(question: str, sentence: str) -> float:
+    """1.0 when ``sentence`` has the form that answers ``question``'s kind, else 0.0.
+
+    "how": the sentence names something to type that the question does not already hold;
+    "what": the sentence opens by saying what the question's subject is: every word before its
+    "is a", "refers to", ... is one of the question's ("The camlidl stub generator is invoked" is not
+    about camlidl itself).
+    """
+    kind = question_kind(question)
+    if kind == "how":
+        asked = {m.group(0).lower() for m in _CODE.finditer(question)}
+        return float(any(m.group(0).lower() not in asked for m in _CODE.finditer(sentence)))
+    if kind == "what":
+        m = _DEFINES.match(sentence.strip())
+        subject = set(content_words(m.group(1))) if m else set()
+        return float(bool(subject) and subject <= set(content_words(question)))
+    return 0.0

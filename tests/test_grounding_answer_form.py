@@ -1,0 +1,77 @@
+"""Whether a sentence has the form of an answer to the question's kind: pure, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.grounding.answer_form import answer_form, question_kind
+from core.grounding.evidence import SourceText, select_evidence
+from tests.assistant_support import FakeEmbedder
+
+EMBED = FakeEmbedder().encode
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How do I redirect stderr to a file in bash?", "how"),
+        ("how can you declare an array?", "how"),
+        ("How to read a file in R?", "how"),
+        ("How does flex choose a rule when several patterns match?", ""),  # how it works: words
+        ("How are IDL structs translated to Caml types?", ""),
+        ("What is a here document in bash?", "what"),
+        ("What are promise objects in R?", "what"),
+        ("What does the pipefail option do?", "what"),
+        ("Why doesn't my alias work in a script?", ""),
+    ],
+)
+def test_question_kind(question: str, kind: str) -> None:
+    assert question_kind(question) == kind
+
+
+HOW = "How do I apply a function to each group of a vector in R?"
+WHAT = "What are promise objects in R?"
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "form"),
+    [
+        # "how": something to type that the question does not already name
+        (HOW, "The function tapply() is used to apply a function to each group.", 1.0),
+        (HOW, "The values in the vector are collected into groups.", 0.0),
+        ("How do I run a script with SBCL?", "SBCL supports this via the --script command line option.", 1.0),
+        ("How do I test for NA in R?", "The function is.na(x) gives a logical vector.", 1.0),
+        ("How do I continue a job?", "Use the bg command to continue it in the background.", 1.0),
+        ("How do I save a core?", "Call sb-ext:save-lisp-and-die with the file name.", 1.0),
+        ("How do I count lines?", "Expand ${#array} or $(wc -l) in bash.", 1.0),
+        ("How do I use --script?", "Give --script a file name to run.", 0.0),  # named by the question
+        ("How do I ask about flex?", "Write to Alain.ISSARD@st.com about it.", 0.0),  # an address
+        ("How does flex choose a rule?", "The function yyless() puts back text.", 0.0),  # not a "how do I"
+        # "what": opens by saying what the question's subject is
+        (WHAT, "Promise objects are part of R's lazy evaluation mechanism.", 1.0),
+        (WHAT, "Within the R language, promise objects are almost only seen implicitly.", 0.0),
+        ("What is a factor in R?", "A factor is a vector object used to specify a grouping.", 1.0),
+        ("What is a B-tree?", "B-Trees are to external memory what search trees are to memory.", 0.0),
+        ("What is camlidl used for?", "The camlidl stub generator is invoked as follows.", 0.0),
+        ("What does IFS mean?", "IFS stands for the internal field separator.", 1.0),
+        ("Why does my alias fail?", "The function alias() is a builtin.", 0.0),  # neither kind
+    ],
+)
+def test_answer_form(question: str, sentence: str, form: float) -> None:
+    assert answer_form(question, sentence) == form
+
+
+def test_form_prior_lets_the_answer_lead_over_a_sentence_that_introduces_the_topic() -> None:
+    sources = [
+        SourceText(
+            1, "r.pdf", [40], "Groups of a vector are defined by a factor; each group of the vector is a set."
+        ),
+        SourceText(2, "r.pdf", [41], "The function tapply() applies a function to each group."),
+    ]
+    question = "How do I apply a function to each group of a vector?"
+    plain = select_evidence(question, sources, EMBED, form_prior=0.0)
+    formed = select_evidence(question, sources, EMBED, form_prior=1.0)
+    assert "Groups of a vector" in plain[0].text
+    assert "tapply()" in formed[0].text
+    # the prior orders only: each item keeps its own score (what abstention reads)
+    assert {e.text: e.score for e in formed} == {e.text: e.score for e in plain}
