@@ -94,7 +94,8 @@ class Settings:
         "indexing", 32, "word-pieces repeated between neighbouring chunks, so no fact is cut in two"
     )
     # torch: under bf16 autocast (CPUs with native bf16) it embeds as fast as onnx-int8 with exact vectors;
-    # onnx-int8 ~1.8x torch fp32 where bf16 is missing (indexing.onnx_embed; needs bookworm[onnx])
+    # onnx-int8 ~1.8x torch fp32 with autocast off on that CPU, but 0.94x torch fp32 on a 2-core CPU that
+    # really lacks bf16 (AVX-512 VNNI): measure on yours (indexing.onnx_embed; needs bookworm[onnx])
     embed_backend: str = setting(
         "indexing", "torch", '"torch", "onnx" (onnxruntime fp32) or "onnx-int8" (int8 weights)'
     )

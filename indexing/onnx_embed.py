@@ -1,9 +1,10 @@
-"""The embedder through onnxruntime, optionally with int8 weights: for CPUs without native bf16.
+"""The embedder through onnxruntime, optionally with int8 weights: an option to measure per CPU.
 
-Measured on 512 sample-corpus chunks, 2 cores: torch fp32 28 chunks/s, torch under bf16
-autocast 50 (where the CPU has native bf16, the default there), onnxruntime fp32 27, onnxruntime
-int8 49. So int8 roughly doubles indexing speed where bf16 autocast is slow or missing (most
-laptop CPUs), at vectors within cosine 0.96-1.00 of fp32's (mean 0.99).
+Measured on 512 sample-corpus chunks, 2 cores with native bf16: torch fp32 28 chunks/s, torch
+under bf16 autocast 50 (the default there), onnxruntime fp32 27, onnxruntime int8 49, at vectors
+within cosine 0.96-1.00 of fp32's (mean 0.99). On 2 cores that lack bf16 (AVX-512 VNNI, 384
+chunks) torch fp32 was the fastest: 43.5 chunks/s against onnxruntime int8's 40.7 and fp32's 28.2.
+So int8 helps only where torch's own fp32 kernels are slow; ``make bench-index`` tells.
 
 Why not sentence-transformers' own ``backend="onnx"``: it runs through optimum-onnx, whose only
 release pins transformers < 4.58, and bookworm needs transformers 5. This module does the same
