@@ -51,6 +51,8 @@ def test_the_key_follows_the_request(change: dict) -> None:
         ("NEAR_PAGES", 2),
         ("MAX_NEW_TOKENS", 64),
         ("RETRIEVED", 10),
+        ("RANK_PRIOR", 0.05),  # the evidence order picks what a target quotes
+        ("FORM_PRIOR", 0.2),
         ("EXAMPLES_VERSION", 999),
         ("format_passage", lambda n, p: f"[{n}] {p.text}"),  # another source layout
     ],
@@ -64,3 +66,27 @@ def test_the_key_follows_the_code(monkeypatch: pytest.MonkeyPatch, name: str, va
 def test_the_key_is_stable() -> None:
     assert request().cache_key(QAS) == request().cache_key(list(QAS))
     assert request().cache_key(QAS) != request().cache_key([])
+
+
+def test_held_out_examples_use_their_own_abstain_share(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Held-out examples leave their source out more often (HELD_OUT_ABSTAIN_SHARE), so abstention
+    accuracy has cases to count; training uses ABSTAIN_SHARE. Each set comes from its own chunks."""
+    from tests.assistant_support import FakeEmbedder, book_chunks, write_tiny_index
+
+    chunks = book_chunks()
+    index = write_tiny_index(tmp_path / "index", chunks)
+    calls = []
+
+    def fake_build_examples(questions, by_id, ranked, embed, maker, *, abstain_share, **kw):
+        calls.append((sorted(by_id), abstain_share, kw["seed"]))
+        return [], {}
+
+    monkeypatch.setattr(sources, "build_examples", fake_build_examples)
+    train, held = chunks[:-2], chunks[-2:]
+    req = request(train_chunks=train, held_chunks=held, order=[c.chunk_id for c in chunks])
+    sources._build(index, QAS, req, FakeEmbedder())
+    assert calls == [
+        (sorted(c.chunk_id for c in train), sources.ABSTAIN_SHARE, 42),
+        (sorted(c.chunk_id for c in held), sources.HELD_OUT_ABSTAIN_SHARE, 43),
+    ]
+    assert sources.HELD_OUT_ABSTAIN_SHARE > sources.ABSTAIN_SHARE

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_json
-from core.grounding.evidence import MemoEmbed
+from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, MemoEmbed
 from core.grounding.prompt import Passage, cited_quote, format_passage, renderer_for
 from core.layout import IndexFiles
 from core.sources import cache_root
@@ -138,6 +138,9 @@ class Request:
                 "near_pages": NEAR_PAGES,
                 "max_new_tokens": MAX_NEW_TOKENS,
                 "retrieved": RETRIEVED,
+                # the evidence order picks the sentences a target quotes
+                "rank_prior": RANK_PRIOR,
+                "form_prior": FORM_PRIOR,
             },
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
