@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.grounding.answer_form import answer_form
+from core.grounding.answer_form import answer_forms
 from core.grounding.sentences import HEADING_WORDS, Span, content_words, split_sentences, term_overlap
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) unit vectors
@@ -215,7 +215,7 @@ def select_evidence(
     cands = shortlist(question, candidates(sources))
     scores = score_candidates(question, cands, embed, overlap_weight)
     ranks = np.array([c.source.n for c in cands], dtype=np.float32)  # 1 = the best-ranked passage
-    form = np.array([answer_form(question, c.sentences[c.i].text) for c in cands], dtype=np.float32)
+    form = np.array(answer_forms(question, [c.sentences[c.i].text for c in cands]), dtype=np.float32)
     order = np.argsort(-(scores - rank_prior * (ranks - 1) + form_prior * form), kind="stable")
     chosen: list[Evidence] = []
     units: list[tuple[int, int, int]] = []  # chosen[k] quotes sentences [a, b) of passage n: (n, a, b)
