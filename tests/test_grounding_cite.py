@@ -10,6 +10,11 @@ PASSAGES = [
     (1, "Redirection opens files for commands. Use 2> to send standard error to a file."),
     (3, "A pipeline connects the output of one command to the input of the next command."),
 ]
+# neighbouring chunks overlap: the same sentence in two passages
+OVERLAPPING = [
+    (1, "Redirection opens files for commands. Use 2> to send standard error to a file."),
+    (2, "Use 2> to send standard error to a file. A pipeline connects commands."),
+]
 
 
 @pytest.mark.parametrize(
@@ -24,6 +29,38 @@ PASSAGES = [
 )
 def test_attribute(sentence: str, source: int | None) -> None:
     assert attribute(sentence, PASSAGES) == source
+
+
+@pytest.mark.parametrize(
+    ("claimed", "source"),
+    [
+        ((), 1),  # a tie without a claim: the first passage
+        ((2,), 2),  # a tie: the passage the model named
+        ((3,), 1),  # a claim on neither tied passage does not count
+    ],
+)
+def test_attribute_tie_goes_to_the_claim(claimed: tuple[int, ...], source: int) -> None:
+    assert attribute("Use 2> to send standard error to a file.", OVERLAPPING, claimed=claimed) == source
+
+
+@pytest.mark.parametrize(
+    ("answer", "cited"),
+    [
+        # the sentence is in both passages: the model's [2] stands
+        ("Use 2> to send standard error to a file. [2]", "Use 2> to send standard error to a file. [2]"),
+        ("Use 2> to send standard error to a file [2].", "Use 2> to send standard error to a file. [2]"),
+        ("Use 2> to send standard error to a file.", "Use 2> to send standard error to a file. [1]"),
+        # a run's closing marker claims the run: the shared sentence follows the one only [1] holds
+        (
+            "Redirection opens files for commands. Use 2> to send standard error to a file. [2]",
+            "Redirection opens files for commands. [1] Use 2> to send standard error to a file. [2]",
+        ),
+        # a claim on the wrong passage is still corrected when one passage alone holds the sentence
+        ("Redirection opens files for commands. [2]", "Redirection opens files for commands. [1]"),
+    ],
+)
+def test_cite_keeps_the_models_number_on_a_tie(answer: str, cited: str) -> None:
+    assert cite(answer, OVERLAPPING) == cited
 
 
 @pytest.mark.parametrize(

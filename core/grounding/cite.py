@@ -7,12 +7,18 @@ passage. A quote is checkable, so the citation is derived from it: a sentence wh
 are mostly (``MIN_COVERAGE``) in one passage cites that passage; a run of sentences from one
 passage cites it once, at the run's end; a sentence found in no passage cites nothing (a number
 beside a claim the books do not make would lend it their authority). Pure: word overlap only.
+
+Where passages hold a sentence equally (neighbouring chunks overlap; a paraphrase shares as many
+words with two passages), the model's own number for it decides: it is right more often than the
+first passage is (held-out answers: 0.70 own citations, and on ties the first-passage rule moved a
+right number to a wrong one).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from core.grounding.sentences import content_words, split_sentences
 
@@ -31,19 +37,23 @@ def strip_markers(text: str) -> str:
 
 
 def attribute(
-    sentence: str, passages: Sequence[tuple[int, str]], min_coverage: float = MIN_COVERAGE
+    sentence: str,
+    passages: Sequence[tuple[int, str]],
+    min_coverage: float = MIN_COVERAGE,
+    claimed: Collection[int] = (),
 ) -> int | None:
-    """The number of the passage holding most of ``sentence``'s content words (the first on a tie),
-    or None when none holds ``min_coverage`` of them or the sentence has too few to judge."""
+    """The number of the passage holding most of ``sentence``'s content words (on a tie, one the
+    model ``claimed`` for the sentence, else the first), or None when none holds ``min_coverage``
+    of them or the sentence has too few to judge."""
     words = set(content_words(strip_markers(sentence)))
     if len(words) < MIN_WORDS:
         return None
-    best, best_share = None, 0.0
-    for n, text in passages:
-        share = len(words & set(content_words(text))) / len(words)
-        if share > best_share:
-            best, best_share = n, share
-    return best if best_share >= min_coverage else None
+    shares = [(len(words & set(content_words(text))) / len(words), n) for n, text in passages]
+    best_share = max((share for share, _ in shares), default=0.0)
+    if best_share < min_coverage:
+        return None
+    tied = [n for share, n in shares if share == best_share]
+    return next((n for n in tied if n in claimed), tied[0])
 
 
 def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
@@ -57,9 +67,11 @@ def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
         codes.append(m.group(0))
         return _SLOT.format(len(codes) - 1)
 
-    clean = strip_markers(_CODE.sub(keep, text))
+    protected = _CODE.sub(keep, text)
+    clean = strip_markers(protected)
     spans = split_sentences(clean, break_lines=False)
-    sources = [attribute(s.text, passages) for s in spans]
+    claims = _claims(protected, [s.start for s in spans])
+    sources = [attribute(s.text, passages, claimed=c) for s, c in zip(spans, claims, strict=True)]
     out, pos = [], 0
     for i, span in enumerate(spans):
         out.append(clean[pos : span.end])
@@ -69,3 +81,21 @@ def cite(text: str, passages: Sequence[tuple[int, str]]) -> str:
             out.append(f"\n[{n}]" if span.text.endswith("\x00") else f" [{n}]")
     out.append(clean[pos:])
     return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], "".join(out))
+
+
+def _claims(text: str, starts: Sequence[int]) -> list[set[int]]:
+    """Per sentence (``starts``: where each begins once markers are stripped), the numbers the model
+    cited for it: its own markers, or those ending the run of unmarked sentences it opens
+    ("A. B. [2]" claims [2] for both)."""
+    own: list[set[int]] = [set() for _ in starts]
+    removed = 0
+    for m in _MARKER.finditer(text):
+        at = m.start() - removed  # the marker's place in the stripped text
+        removed += len(m.group(0))
+        i = max(0, bisect.bisect_left(starts, at) - 1)  # the sentence it follows
+        own[i].update(int(n) for n in re.findall(r"\d+", m.group(0)))
+    claims, later = [], set()
+    for mine in reversed(own):
+        later = mine or later
+        claims.append(later)
+    return claims[::-1]
