@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dev_set import DevQuestion
+from benchmarks.eval_heldout import eval_held_out_answers, eval_perplexity, held_out_data, held_out_section
 from benchmarks.metrics import first_relevant_rank, percentile, token_f1
 from core.config import add_settings_args, settings_from_args
 from core.errors import BookwormError
@@ -97,42 +98,6 @@ def eval_followups(retriever: Any, path: str, k: int = 5) -> dict[str, Any] | No
     for name, query in (("searched alone", lambda q: q.question), ("with the question before", joined)):
         metrics = evaluate_retrieval(retriever, questions, k=k, query=query)
         out[name] = {key: v for key, v in metrics.items() if key != "per_question"}
-    return out
-
-
-def eval_perplexity(index_dir: str, model_info: Any, base_source: Any, max_blocks: int) -> dict[str, float]:
-    """Base and fine-tuned perplexity on the training run's held-out chunks, scored here afresh."""
-    import torch
-
-    from core.layout import IndexFiles
-    from core.sources import load_lm
-    from indexing.records import read_chunks
-    from indexing.store import chunks_sha256
-    from training.data import split_chunks
-    from training.evaluate import perplexity
-
-    manifest = model_info.manifest or {}
-    hp = manifest.get("hyperparameters", {})
-    eval_fraction = float(hp.get("eval_fraction", 0.05))
-    # the run's own block size (its hyper-parameter capped at the model's window)
-    block_size = int((manifest.get("perplexity") or {}).get("block_size") or hp.get("block_size", 512))
-    trained_on = (manifest.get("data") or {}).get("chunks_sha256")
-    if model_info.fine_tuned and trained_on and trained_on != chunks_sha256(index_dir):
-        raise BookwormError(
-            f"{index_dir} changed since {model_info.model_id} was trained, so its held-out split may hold "
-            "training text: run `make train` (or pass --skip-perplexity)"
-        )
-    held = split_chunks(read_chunks(IndexFiles(index_dir).chunks), eval_fraction).eval
-    texts = [c.text for c in held]
-    out = {}
-    paths = [("base", base_source.path)]
-    if model_info.fine_tuned:
-        paths.append(("fine-tuned", model_info.path))
-    for name, path in paths:
-        model, tok = load_lm(dataclasses.replace(base_source, path=path, gguf_file=None))
-        with torch.inference_mode():
-            out[name] = perplexity(model, tok, texts, block_size, max_blocks=max_blocks)
-        del model
     return out
 
 
@@ -257,6 +222,7 @@ def write_report(
     info: dict[str, Any],
     abstention: dict[str, Any] | None = None,
     followups: dict[str, Any] | None = None,
+    held_out: dict[str, Any] | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
@@ -297,6 +263,7 @@ def write_report(
     else:
         lines += ["Not measured (no fine-tuned model, or --skip-perplexity)."]
     lines.append("")
+    lines += held_out_section(held_out)
 
     if setups:
         lines += _answers_section(out_dir, stamp, setups)
@@ -466,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-answers", action="store_true", help="retrieval and perplexity only")
     parser.add_argument("--skip-perplexity", action="store_true")
+    parser.add_argument(
+        "--skip-held-out",
+        action="store_true",
+        help="skip answering the training run's held-out answer-from-sources examples with each model",
+    )
     parser.add_argument("--out", default="reports", help="report folder")
     args = parser.parse_args(argv)
     try:
@@ -588,6 +560,16 @@ def _other_models(specs: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _other_model_infos(specs: Sequence[str], settings: Any) -> list[tuple[str, Any]]:
+    """(name, ModelInfo) per ``--also-model`` folder, resolved without loading weights."""
+    from assistant.model import resolve_model
+
+    return [
+        (name, resolve_model(folder, settings.base_model, cache_dir=settings.cache_dir or None)[0])
+        for name, folder in _other_models(specs)
+    ]
+
+
 def _alternatives(spec: str) -> list[tuple[str, str]]:
     """``"technical:evidence,precise:passages"`` -> [(preset, context), ...]."""
     from assistant.pipeline import CONTEXTS
@@ -648,9 +630,19 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         cache_dir=settings.cache_dir or None,
     )
     ppl: dict[str, float] = {}
-    if not args.skip_perplexity:
-        print("Held-out perplexity...", flush=True)
-        ppl = eval_perplexity(settings.index_dir, info, base_source, settings.eval_blocks)
+    held_out = None
+    if not (args.skip_perplexity and args.skip_held_out):
+        data = held_out_data(settings.index_dir, info)
+        if not args.skip_perplexity:
+            print("Held-out perplexity...", flush=True)
+            ppl = eval_perplexity(data, info, base_source, settings.eval_blocks)
+        if not args.skip_held_out and info.fine_tuned:
+            others = [
+                (n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned
+            ]
+            held_out = eval_held_out_answers(
+                settings.index_dir, data, info, base_source, others, settings.cache_dir or None
+            )
 
     setups: list[Setup] = []
     if not args.skip_answers:
@@ -676,6 +668,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         },
         abstention,
         followups,
+        held_out,
     )
     print(report.read_text(encoding="utf-8"))
     print(f"Report: {report} ({time.time() - t0:.0f} s)")

@@ -1,0 +1,135 @@
+"""make eval's held-out sections, on the training run's own held-out chunks, scored afresh:
+
+- perplexity of the base and the fine-tuned model on them;
+- answer-from-sources: every example those chunks give, answered by each model. A run scores only the
+  12 that fit its time budget (10 answerable), where one citation is 0.1 of the score; here all of
+  them (33 on the sample corpus), so models are compared on enough examples to tell them apart.
+
+The chunks are the run's own split (``training.prepare.read_data``: body chunks only, the run's
+``eval_fraction``), so no held-out text was trained on. Splitting every chunk instead, contents and
+index pages included, shifts which chunk of a file is held out: 115 of the 164 chunks that split
+held out had been trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+from core.errors import BookwormError
+
+MAX_EXAMPLES = 200  # all the held-out chunks give on a corpus of a few books, at ~1-3 s each per model
+
+
+def held_out_data(index_dir: str, model_info: Any) -> Any:
+    """The run's data (``training.prepare.Data``) split as the run that made ``model_info`` split it;
+    refused when the index changed since that run (its split may then hold training text)."""
+    from training.prepare import read_data
+
+    manifest = model_info.manifest or {}
+    hp = manifest.get("hyperparameters", {})
+    data = read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
+    trained_on = (manifest.get("data") or {}).get("chunks_sha256")
+    if model_info.fine_tuned and trained_on and trained_on != data.chunks_sha256:
+        raise BookwormError(
+            f"{index_dir} changed since {model_info.model_id} was trained, so its held-out split may hold "
+            "training text: run `make train` (or pass --skip-perplexity --skip-held-out)"
+        )
+    return data
+
+
+def eval_perplexity(data: Any, model_info: Any, base_source: Any, max_blocks: int) -> dict[str, float]:
+    """Base and fine-tuned perplexity on the run's held-out chunks."""
+    import torch
+
+    from training.evaluate import perplexity
+
+    manifest = model_info.manifest or {}
+    hp = manifest.get("hyperparameters", {})
+    # the run's own block size (its hyper-parameter capped at the model's window)
+    block_size = int((manifest.get("perplexity") or {}).get("block_size") or hp.get("block_size", 512))
+    texts = [c.text for c in data.split.eval]
+    folders = [("base", base_source.path)] + (
+        [("fine-tuned", model_info.path)] if model_info.fine_tuned else []
+    )
+    out = {}
+    for name, model, tok in _models(folders, base_source):
+        with torch.inference_mode():
+            out[name] = perplexity(model, tok, texts, block_size, max_blocks=max_blocks)
+    return out
+
+
+def eval_held_out_answers(
+    index_dir: str,
+    data: Any,
+    model_info: Any,
+    base_source: Any,
+    others: Sequence[tuple[str, str]],
+    cache_dir: str | None,
+) -> dict[str, Any]:
+    """Every held-out answer-from-sources example, built as training builds them, answered by the base,
+    the fine-tuned model and ``others`` [(name, folder)]: {"examples", "unanswerable", "models"}."""
+    from core.sources import context_window, load_lm
+    from training.sources import Request, build_sources
+    from training.sources_eval import answer_scores, generate_answers
+
+    seed = int((model_info.manifest or {}).get("hyperparameters", {}).get("seed", Settings.seed))
+    base, tokenizer = load_lm(dataclasses.replace(base_source, gguf_file=None))
+    order = [c.chunk_id for c in data.body]
+    request = Request(
+        data.split.train,
+        data.split.eval,
+        order,
+        tokenizer,
+        context_window(base, tokenizer),
+        0,
+        MAX_EXAMPLES,
+        seed,
+    )
+    del base
+    examples = build_sources(Path(index_dir), data.index_manifest, request, cache_dir).held_out
+    folders = [("base", base_source.path), ("fine-tuned", model_info.path), *others]
+    scores = {}
+    for name, model, tok in _models(folders, base_source):
+        print(f"Held-out answer-from-sources: {name} answering {len(examples)} examples...", flush=True)
+        scores[name] = answer_scores(examples, generate_answers(model, tok, examples))
+    return {"examples": len(examples), "unanswerable": sum(not e.oracle for e in examples), "models": scores}
+
+
+def held_out_section(result: dict[str, Any] | None) -> list[str]:
+    lines = ["## Held-out answer-from-sources", ""]
+    if not result or not result["examples"]:
+        return [*lines, "Not measured (no fine-tuned model, no held-out examples, or --skip-held-out).", ""]
+    n, k = result["examples"], result["unanswerable"]
+    base_f1 = result["models"]["base"]["f1"]
+    lines += [
+        f"{n} examples built from the training run's held-out chunks as training builds its own ({k} without "
+        "their source, where abstaining is right); greedy answers, as at the end of training. Citation: the "
+        "model's own [n] names the source / the verified citation (from where the quoted sentence is) does.",
+        "",
+        "| model | F1 | × base | citation own / verified | abstention accuracy | refused answerable "
+        "| refused unanswerable | median words |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in result["models"].items():
+        ratio = f"{s['f1'] / base_f1:.2f}×" if base_f1 else "–"
+        lines.append(
+            f"| {name} | {s['f1']:.3f} | {ratio} | {s['citation_accuracy']:.2f} / "
+            f"{s['verified_citation_accuracy']:.2f} | {s['abstention_accuracy']:.2f} | "
+            f"{s['abstained_when_answerable']:.2f} | {s['abstained_when_unanswerable']:.2f} | "
+            f"{s['median_words']:.0f} |"
+        )
+    return [*lines, ""]
+
+
+def _models(folders: Sequence[tuple[str, str]], base_source: Any) -> Any:
+    """(name, model, tokenizer) per folder, one loaded at a time."""
+    from core.sources import load_lm
+
+    for name, path in folders:
+        model, tok = load_lm(dataclasses.replace(base_source, path=path, gguf_file=None))
+        yield name, model, tok
+        del model
