@@ -24,7 +24,7 @@ from training.examples import (
     target_text,
 )
 from training.questions import QA
-from training.sources_eval import answer_scores, full_sentences
+from training.sources_eval import answer_scores, describe_scores, full_sentences
 from training.trainer import PadCollator, item_mean_loss
 
 EMBED = FakeEmbedder().encode
@@ -242,6 +242,8 @@ def test_answer_scores() -> None:
         and s["median_full_sentences"] == 1.0
     )
     assert full_sentences("You can use the following commands:") == 0
+    assert s["unanswerable"] == 2
+    assert "abstention accuracy 0.75 (abstained on 1 of 2 without their source)" in describe_scores(s)
 
 
 def test_indexed_pdfs_missing_at_training_time_are_named_not_silently_skipped(tmp_path) -> None:

@@ -189,6 +189,8 @@ def test_model_view_shows_perplexity_and_the_eval_report(make_app, tmp_path, mon
     # perplexity, then the held-out answer-from-sources scores (after, with the base's as the delta)
     assert [m.value for m in model.metric] == ["80.00", "20.00", "0.386", "50%", "83%", "21"]
     assert any("Answering from sources" in m.value for m in model.markdown)
+    # the 83% is earned on the answerable ones: the caption says it abstained on none of the others
+    assert any("Abstained on 0 of the 2" in c.value for c in model.caption)
     assert "make train" in model.info[0].value  # no loss curve in the model folder
     assert any("make eval" in c.value for c in model.caption)
 

@@ -34,9 +34,11 @@ HELD_OUT_BASE = {
 }
 HELD_OUT_TUNED = {
     "examples": 12,
+    "unanswerable": 2,
     "f1": 0.386,
     "citation_accuracy": 0.5,
     "abstention_accuracy": 0.83,
+    "abstained_when_unanswerable": 0.0,
     "median_words": 21,
 }
 

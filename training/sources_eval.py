@@ -36,6 +36,7 @@ def answer_scores(examples: Sequence[Example], answers: Sequence[str]) -> dict[s
     words = [len(a.split()) for a in answers]
     return {
         "examples": len(examples),
+        "unanswerable": len(examples) - len(answerable),
         "f1": _mean([token_f1(strip_citations(a), e.reference) for e, a in answerable]),
         "citation_accuracy": _mean([float(e.oracle in cited_numbers(a)) for e, a in answerable]),
         # the citation the assistant shows: derived from where the quoted sentence was found
@@ -65,9 +66,18 @@ def describe_scores(scores: dict[str, Any]) -> str:
     return (
         f"F1 {scores['f1']:.3f}, citation accuracy {scores['citation_accuracy']:.2f} "
         f"({scores.get('verified_citation_accuracy', 0):.2f} verified), "
-        f"abstention accuracy {scores['abstention_accuracy']:.2f}, median {scores['median_words']:.0f} words "
-        f"({scores['examples']} examples)"
+        f"abstention accuracy {scores['abstention_accuracy']:.2f}{_abstained(scores)}, "
+        f"median {scores['median_words']:.0f} words ({scores['examples']} examples)"
     )
+
+
+def _abstained(scores: dict[str, Any]) -> str:
+    """How many examples without their source it abstained on: an accuracy earned only on the
+    answerable ones (a model that never abstains scores their share) reads as more than it is."""
+    n = scores.get("unanswerable")
+    if not n:
+        return ""
+    return f" (abstained on {round(scores['abstained_when_unanswerable'] * n)} of {n} without their source)"
 
 
 def _mean(xs: Sequence[float]) -> float:

@@ -66,6 +66,12 @@ def sources_view(sources: dict[str, Any]) -> None:
         strict=True,
     ):
         col.metric(label, fmt.format(after[key]), delta=f"base {fmt.format(before[key])}", delta_color="off")
+    unanswerable = after.get("unanswerable")
+    if unanswerable:  # the accuracy alone counts the answerable ones too: never abstaining scores their share
+        refused = round(after.get("abstained_when_unanswerable", 0) * unanswerable)
+        st.caption(
+            f"Abstained on {refused} of the {unanswerable} held-out questions whose source was left out."
+        )
 
 
 def _kv_table(rows: dict[str, Any]) -> str:
