@@ -41,8 +41,11 @@ def held_out_data(index_dir: str, model_info: Any) -> Any:
     return data
 
 
-def eval_perplexity(data: Any, model_info: Any, base_source: Any, max_blocks: int) -> dict[str, float]:
-    """Base and fine-tuned perplexity on the run's held-out chunks."""
+def eval_perplexity(
+    data: Any, model_info: Any, base_source: Any, max_blocks: int, others: Sequence[tuple[str, str]] = ()
+) -> dict[str, float]:
+    """Perplexity of the base, the fine-tuned model and ``others`` [(name, folder)] on the run's
+    held-out chunks."""
     import torch
 
     from training.evaluate import perplexity
@@ -52,9 +55,8 @@ def eval_perplexity(data: Any, model_info: Any, base_source: Any, max_blocks: in
     # the run's own block size (its hyper-parameter capped at the model's window)
     block_size = int((manifest.get("perplexity") or {}).get("block_size") or hp.get("block_size", 512))
     texts = [c.text for c in data.split.eval]
-    folders = [("base", base_source.path)] + (
-        [("fine-tuned", model_info.path)] if model_info.fine_tuned else []
-    )
+    tuned = [("fine-tuned", model_info.path), *others] if model_info.fine_tuned else []
+    folders = [("base", base_source.path), *tuned]
     out = {}
     for name, model, tok in _models(folders, base_source):
         with torch.inference_mode():

@@ -633,13 +633,11 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     held_out = None
     if not (args.skip_perplexity and args.skip_held_out):
         data = held_out_data(settings.index_dir, info)
+        others = [(n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned]
         if not args.skip_perplexity:
             print("Held-out perplexity...", flush=True)
-            ppl = eval_perplexity(data, info, base_source, settings.eval_blocks)
+            ppl = eval_perplexity(data, info, base_source, settings.eval_blocks, others)
         if not args.skip_held_out and info.fine_tuned:
-            others = [
-                (n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned
-            ]
             held_out = eval_held_out_answers(
                 settings.index_dir, data, info, base_source, others, settings.cache_dir or None
             )
