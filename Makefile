@@ -84,7 +84,7 @@ train-raw: $(STAMP) ## the raw-text-only fine-tune into RAW_MODEL, for make eval
 	$(PY) -m training --index $(INDEX) --output $(RAW_MODEL) --base-model $(BASE) --time-budget $(TIME_BUDGET) \
 	  --sources-share 0
 
-eval: $(STAMP) ## retrieval, perplexity, answer F1 and latency report in reports/ (LIMIT=N answers N questions)
+eval: $(STAMP) ## retrieval, held-out perplexity and answers, answer F1 and latency report in reports/ (LIMIT=N answers N questions)
 	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL) --limit $(LIMIT) \
 	  --baseline-limit $(BASELINE_LIMIT) --also-model "raw-text fine-tune=$(RAW_MODEL)"
 
