@@ -24,9 +24,16 @@ from core.errors import BookwormError
 MAX_EXAMPLES = 200  # all the held-out chunks give on a corpus of a few books, at ~1-3 s each per model
 
 
+class SplitChanged(BookwormError):
+    """The index is not the one the model was trained on: its held-out split may hold training text."""
+
+
 def held_out_data(index_dir: str, model_info: Any) -> Any:
-    """The run's data (``training.prepare.Data``) split as the run that made ``model_info`` split it;
-    refused when the index changed since that run (its split may then hold training text)."""
+    """The run's data (``training.prepare.Data``) split as the run that made ``model_info`` split it.
+
+    Raises:
+        SplitChanged: the index changed since that run, or is another one (make eval skips both
+            held-out sections then, saying why: answers over another index are still scored)."""
     from training.prepare import read_data
 
     manifest = model_info.manifest or {}
@@ -34,9 +41,9 @@ def held_out_data(index_dir: str, model_info: Any) -> Any:
     data = read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
     trained_on = (manifest.get("data") or {}).get("chunks_sha256")
     if model_info.fine_tuned and trained_on and trained_on != data.chunks_sha256:
-        raise BookwormError(
-            f"{index_dir} changed since {model_info.model_id} was trained, so its held-out split may hold "
-            "training text: run `make train` (or pass --skip-perplexity --skip-held-out)"
+        raise SplitChanged(
+            f"{index_dir} is not the index {model_info.model_id} was trained on (it changed since, or is "
+            "another one), so its held-out split may hold training text; `make train` on it scores them"
         )
     return data
 
@@ -101,8 +108,10 @@ def eval_held_out_answers(
     return {"examples": len(examples), "unanswerable": sum(not e.oracle for e in examples), "models": scores}
 
 
-def held_out_section(result: dict[str, Any] | None) -> list[str]:
+def held_out_section(result: dict[str, Any] | None, note: str = "") -> list[str]:
     lines = ["## Held-out answer-from-sources", ""]
+    if note:
+        return [*lines, f"Not measured: {note}.", ""]
     if not result or not result["examples"]:
         return [*lines, "Not measured (no fine-tuned model, no held-out examples, or --skip-held-out).", ""]
     n, k = result["examples"], result["unanswerable"]

@@ -116,9 +116,12 @@ def write_report(
         if "fine-tuned" in ppl and ppl["fine-tuned"] >= ppl["base"]:
             lines += ["", "**The fine-tuned model is worse than the base on held-out text.**"]
     else:
-        lines += ["Not measured (no fine-tuned model, or --skip-perplexity)."]
+        note = info.get("held_out_note")
+        lines += [
+            f"Not measured: {note}." if note else "Not measured (no fine-tuned model, or --skip-perplexity)."
+        ]
     lines.append("")
-    lines += held_out_section(held_out)
+    lines += held_out_section(held_out, info.get("held_out_note", ""))
 
     if setups:
         lines += _answers_section(out_dir, stamp, setups)

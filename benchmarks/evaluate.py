@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dev_set import DevQuestion
-from benchmarks.eval_heldout import eval_held_out_answers, eval_perplexity, held_out_data
+from benchmarks.eval_heldout import SplitChanged, eval_held_out_answers, eval_perplexity, held_out_data
 from benchmarks.eval_report import Setup, write_report
 from benchmarks.metrics import first_relevant_rank, token_f1
 from core.config import add_settings_args, settings_from_args
@@ -420,17 +420,24 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         cache_dir=settings.cache_dir or None,
     )
     ppl: dict[str, float] = {}
-    held_out = None
+    held_out, held_note = None, ""
     if not (args.skip_perplexity and args.skip_held_out):
-        data = held_out_data(settings.index_dir, info)
-        others = [(n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned]
-        if not args.skip_perplexity:
-            print("Held-out perplexity...", flush=True)
-            ppl = eval_perplexity(data, info, base_source, settings.eval_blocks, others)
-        if not args.skip_held_out and info.fine_tuned:
-            held_out = eval_held_out_answers(
-                settings.index_dir, data, info, base_source, others, settings.cache_dir or None
-            )
+        try:
+            data = held_out_data(settings.index_dir, info)
+        except SplitChanged as e:  # e.g. the books index with the sample corpus's model: answers still count
+            held_note = str(e)
+            print(f"Held-out sections skipped: {held_note}", flush=True)
+        else:
+            others = [
+                (n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned
+            ]
+            if not args.skip_perplexity:
+                print("Held-out perplexity...", flush=True)
+                ppl = eval_perplexity(data, info, base_source, settings.eval_blocks, others)
+            if not args.skip_held_out and info.fine_tuned:
+                held_out = eval_held_out_answers(
+                    settings.index_dir, data, info, base_source, others, settings.cache_dir or None
+                )
 
     setups: list[Setup] = []
     if not args.skip_answers:
@@ -453,6 +460,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             "fine_tuned": info.fine_tuned,
             "base_model": base_source.description,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
+            "held_out_note": held_note,
         },
         abstention,
         followups,

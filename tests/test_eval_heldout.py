@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.eval_heldout import held_out_data, held_out_section
-from core.errors import BookwormError
+from benchmarks.eval_heldout import SplitChanged, held_out_data, held_out_section
 from indexing.records import Chunk, write_chunks
 from training.chunks import read_index
 from training.prepare import read_data
@@ -47,7 +46,7 @@ def test_held_out_chunks_are_the_runs_own_and_never_trained_on(tmp_path: Path, e
 
 def test_an_index_changed_since_training_is_refused(tmp_path: Path):
     index = _index(tmp_path)
-    with pytest.raises(BookwormError, match="make train"):
+    with pytest.raises(SplitChanged, match="make train"):
         held_out_data(str(index), _info(index, 0.05, sha="0" * 64))
 
 
@@ -69,3 +68,7 @@ def test_section_compares_each_model_with_the_base():
     assert "33 examples" in text and "6 without their source" in text
     assert "| fine-tuned | 0.500 | 2.50× | 0.70 / 0.70 |" in text
     assert "Not measured" in "\n".join(held_out_section(None))
+    # another index than the model's (the books with the sample corpus's model): the section says why
+    assert "Not measured: data/index-books is not the index" in "\n".join(
+        held_out_section(None, "data/index-books is not the index models/finetuned was trained on")
+    )
