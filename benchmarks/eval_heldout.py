@@ -1,7 +1,8 @@
 """make eval's held-out sections, on the training run's own held-out chunks, scored afresh:
 
-- perplexity of the base and the fine-tuned model on them;
-- answer-from-sources: every example those chunks give, answered by each model. A run scores only the
+- perplexity of each model (base, fine-tuned, ``--also-model``) on them;
+- answer-from-sources: every example those chunks give, answered by each model (each loaded once
+  for both sections). A run scores only the
   12 that fit its time budget (10 answerable), where one citation is 0.1 of the score; here all of
   them (33 on the sample corpus), so models are compared on enough examples to tell them apart.
 
@@ -48,64 +49,68 @@ def held_out_data(index_dir: str, model_info: Any) -> Any:
     return data
 
 
-def eval_perplexity(
-    data: Any, model_info: Any, base_source: Any, max_blocks: int, others: Sequence[tuple[str, str]] = ()
-) -> dict[str, float]:
-    """Perplexity of the base, the fine-tuned model and ``others`` [(name, folder)] on the run's
-    held-out chunks."""
+def eval_held_out(
+    index_dir: str,
+    data: Any,
+    model_info: Any,
+    base_source: Any,
+    others: Sequence[tuple[str, str]],
+    *,
+    max_blocks: int,
+    perplexity: bool,
+    answers: bool,
+    cache_dir: str | None,
+) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """Held-out perplexity (``perplexity``) and answer-from-sources scores (``answers``; with a
+    fine-tuned model) of the base, the fine-tuned model and ``others`` [(name, folder)], each model
+    loaded once: ({name: perplexity}, {"examples", "unanswerable", "models"} or None)."""
     import torch
 
-    from training.evaluate import perplexity
+    from training.evaluate import perplexity as perplexity_of
+    from training.sources_eval import answer_scores, generate_answers
 
     manifest = model_info.manifest or {}
     hp = manifest.get("hyperparameters", {})
     # the run's own block size (its hyper-parameter capped at the model's window)
     block_size = int((manifest.get("perplexity") or {}).get("block_size") or hp.get("block_size", 512))
     texts = [c.text for c in data.split.eval]
+    answers = answers and model_info.fine_tuned
     tuned = [("fine-tuned", model_info.path), *others] if model_info.fine_tuned else []
-    folders = [("base", base_source.path), *tuned]
-    out = {}
-    for name, model, tok in _models(folders, base_source):
-        with torch.inference_mode():
-            out[name] = perplexity(model, tok, texts, block_size, max_blocks=max_blocks)
-    return out
+    ppl: dict[str, float] = {}
+    scores: dict[str, Any] = {}
+    examples: list[Any] | None = None
+    for name, model, tok in _models([("base", base_source.path), *tuned], base_source):
+        if perplexity:
+            print(f"Held-out perplexity: {name}...", flush=True)
+            with torch.inference_mode():
+                ppl[name] = perplexity_of(model, tok, texts, block_size, max_blocks=max_blocks)
+        if answers:
+            if examples is None:  # built with the base's tokenizer and window, as training builds them
+                examples = _examples(
+                    index_dir, data, int(hp.get("seed", Settings.seed)), model, tok, cache_dir
+                )
+            print(f"Held-out answer-from-sources: {name} answering {len(examples)} examples...", flush=True)
+            scores[name] = answer_scores(examples, generate_answers(model, tok, examples))
+    if examples is None:
+        return ppl, None
+    return ppl, {
+        "examples": len(examples),
+        "unanswerable": sum(not e.oracle for e in examples),
+        "models": scores,
+    }
 
 
-def eval_held_out_answers(
-    index_dir: str,
-    data: Any,
-    model_info: Any,
-    base_source: Any,
-    others: Sequence[tuple[str, str]],
-    cache_dir: str | None,
-) -> dict[str, Any]:
-    """Every held-out answer-from-sources example, built as training builds them, answered by the base,
-    the fine-tuned model and ``others`` [(name, folder)]: {"examples", "unanswerable", "models"}."""
-    from core.sources import context_window, load_lm
+def _examples(
+    index_dir: str, data: Any, seed: int, model: Any, tokenizer: Any, cache_dir: str | None
+) -> list[Any]:
+    """Every held-out answer-from-sources example the run's held-out chunks give (none for training)."""
+    from core.sources import context_window
     from training.sources import Request, build_sources
-    from training.sources_eval import answer_scores, generate_answers
 
-    seed = int((model_info.manifest or {}).get("hyperparameters", {}).get("seed", Settings.seed))
-    base, tokenizer = load_lm(dataclasses.replace(base_source, gguf_file=None))
     order = [c.chunk_id for c in data.body]
-    request = Request(
-        data.split.train,
-        data.split.eval,
-        order,
-        tokenizer,
-        context_window(base, tokenizer),
-        0,
-        MAX_EXAMPLES,
-        seed,
-    )
-    del base
-    examples = build_sources(Path(index_dir), data.index_manifest, request, cache_dir).held_out
-    folders = [("base", base_source.path), ("fine-tuned", model_info.path), *others]
-    scores = {}
-    for name, model, tok in _models(folders, base_source):
-        print(f"Held-out answer-from-sources: {name} answering {len(examples)} examples...", flush=True)
-        scores[name] = answer_scores(examples, generate_answers(model, tok, examples))
-    return {"examples": len(examples), "unanswerable": sum(not e.oracle for e in examples), "models": scores}
+    window = context_window(model, tokenizer)
+    request = Request(data.split.train, data.split.eval, order, tokenizer, window, 0, MAX_EXAMPLES, seed)
+    return build_sources(Path(index_dir), data.index_manifest, request, cache_dir).held_out
 
 
 def held_out_section(result: dict[str, Any] | None, note: str = "") -> list[str]:

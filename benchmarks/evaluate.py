@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dev_set import DevQuestion
-from benchmarks.eval_heldout import SplitChanged, eval_held_out_answers, eval_perplexity, held_out_data
+from benchmarks.eval_heldout import SplitChanged, eval_held_out, held_out_data
 from benchmarks.eval_report import Setup, write_report
 from benchmarks.metrics import first_relevant_rank, token_f1
 from core.config import add_settings_args, settings_from_args
@@ -431,13 +431,17 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             others = [
                 (n, str(m.path)) for n, m in _other_model_infos(args.also_model, settings) if m.fine_tuned
             ]
-            if not args.skip_perplexity:
-                print("Held-out perplexity...", flush=True)
-                ppl = eval_perplexity(data, info, base_source, settings.eval_blocks, others)
-            if not args.skip_held_out and info.fine_tuned:
-                held_out = eval_held_out_answers(
-                    settings.index_dir, data, info, base_source, others, settings.cache_dir or None
-                )
+            ppl, held_out = eval_held_out(
+                settings.index_dir,
+                data,
+                info,
+                base_source,
+                others,
+                max_blocks=settings.eval_blocks,
+                perplexity=not args.skip_perplexity,
+                answers=not args.skip_held_out,
+                cache_dir=settings.cache_dir or None,
+            )
 
     setups: list[Setup] = []
     if not args.skip_answers:

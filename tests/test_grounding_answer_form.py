@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.grounding.answer_form import answer_form, question_kind
+from core.grounding.answer_form import answer_forms, question_kind
 from core.grounding.evidence import SourceText, select_evidence
 from tests.assistant_support import FakeEmbedder
 
@@ -58,7 +58,7 @@ WHAT = "What are promise objects in R?"
     ],
 )
 def test_answer_form(question: str, sentence: str, form: float) -> None:
-    assert answer_form(question, sentence) == form
+    assert answer_forms(question, [sentence]) == [form]
 
 
 def test_form_prior_lets_the_answer_lead_over_a_sentence_that_introduces_the_topic() -> None:

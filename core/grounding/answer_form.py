@@ -64,11 +64,6 @@ def answer_forms(question: str, sentences: Sequence[str]) -> list[float]:
     return [0.0] * len(sentences)
 
 
-def answer_form(question: str, sentence: str) -> float:
-    """:func:`answer_forms` for one sentence."""
-    return answer_forms(question, [sentence])[0]
-
-
 def _defines(sentence: str, question_words: set[str]) -> bool:
     m = _DEFINES.match(sentence.strip())
     subject = set(content_words(m.group(1))) if m else set()
