@@ -18,3 +18,16 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch where no NVIDIA device node exists.
+
+    Importing torch costs ~1.5 s; a no-op index rebuild that only needs to know which embed backend
+    "auto" means must stay well under that.
+    """
+    if not any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()

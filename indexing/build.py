@@ -25,7 +25,7 @@ from core.layout import IndexFiles
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
 from indexing.clean import CLEAN_VERSION
-from indexing.embed import TextEncoder, load_encoder
+from indexing.embed import TextEncoder, load_encoder, resolve_backend
 from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
 from indexing.records import Chunk, read_chunks
 from indexing.store import read_manifest, write_store
@@ -156,8 +156,8 @@ def build_folder(
     Args:
         embedder: a sentence-transformers name/folder (loaded only if some file needs
             embedding), or a loaded :class:`~indexing.embed.TextEncoder`.
-        embed_backend: "torch", "onnx" or "onnx-int8" for a named embedder (a loaded one
-            says its own); a change re-embeds every file.
+        embed_backend: "torch", "onnx", "onnx-int8", "openvino-int8" or "auto" for a named
+            embedder (a loaded one says its own); a change re-embeds every file.
         progress: progress bars on stderr.
         log: one-line messages (default: stderr).
 
@@ -169,7 +169,10 @@ def build_folder(
     log = log or (lambda msg: print(msg, file=sys.stderr))
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     name = embedder_id(embedder if isinstance(embedder, str) else embedder.name)
-    backend = embed_backend if isinstance(embedder, str) else getattr(embedder, "backend", "torch")
+    if isinstance(embedder, str):
+        backend = resolve_backend(embed_backend, embedder)
+    else:
+        backend = getattr(embedder, "backend", "torch")
     chunking = _chunking(extractor, chunk_tokens, chunk_overlap)
     shas, current = _scan(corpus_dir)
     recover_dir(index_dir)  # a crash mid-swap left .<name>.old: put it back, or delete it

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from core.atomic import atomic_dir
 from core.errors import ConfigError, ModelError
 from core.sources import cache_root, embedder_id, embedder_path
 
-BACKENDS = ("torch", "onnx", "onnx-int8")  # the embed_backend setting
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino-int8")  # the embed_backend setting
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -83,12 +84,17 @@ def exported(folder: Path, int8: bool, cache_dir: str | Path | None = None) -> P
         :16
     ]
     target = cache_root(cache_dir) / "onnx" / f"{folder.name}-{digest}"
-    name = "model_int8.onnx" if int8 else "model.onnx"
-    if not (target / name).is_file():
+    if not (target / "model.onnx").is_file():
         with atomic_dir(target) as tmp:
             _export(folder, tmp / "model.onnx")
-            _quantize(tmp / "model.onnx", tmp / "model_int8.onnx")
-    return target / name
+    if not int8:
+        return target / "model.onnx"
+    out = target / "model_int8.onnx"
+    if not out.is_file():  # quantized on first use: the OpenVINO backend reads the fp32 file only
+        partial = target / f"model_int8.onnx.{os.getpid()}.tmp"
+        _quantize(target / "model.onnx", partial)
+        os.replace(partial, out)
+    return out
 
 
 def _export(folder: Path, out: Path) -> None:
@@ -136,32 +142,43 @@ class OnnxEmbedder:
     def __init__(
         self, name: str, int8: bool = True, batch_size: int = 32, cache_dir: str | Path | None = None
     ):
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ConfigError(
-                "embed_backend onnx needs onnxruntime and onnx: pip install 'bookworm[onnx]', "
-                "or use --embed-backend torch"
-            ) from e
         from transformers import AutoTokenizer
 
+        self.backend = self.precision = self._backend_name(int8)
+        self._check_installed()
         folder = model_folder(name)
         self.name = embedder_id(name)
         self.batch_size = batch_size
-        self.backend = "onnx-int8" if int8 else "onnx"
-        self.precision = self.backend
         self.pooling, self.normalize = pooling_of(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         config_file = folder / "sentence_bert_config.json"
         config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         self.max_length = int(config.get("max_seq_length") or self.tokenizer.model_max_length)
         self.max_tokens = self.max_length - len(self.tokenizer("")["input_ids"])
+        self.session, self.inputs = self._open(folder, int8, cache_dir)
+        self.dim = int(self.encode(["dimension probe"]).shape[1])
+
+    def _backend_name(self, int8: bool) -> str:
+        return "onnx-int8" if int8 else "onnx"
+
+    def _check_installed(self) -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(
+                f"embed_backend {self.backend} needs onnxruntime and onnx: pip install 'bookworm[onnx]', "
+                "or use --embed-backend torch"
+            ) from e
+
+    def _open(self, folder: Path, int8: bool, cache_dir: str | Path | None) -> tuple[Any, list[str]]:
+        """A runner with onnxruntime's ``run(None, feed) -> [last_hidden_state]``, and its input names."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         path = exported(folder, int8, cache_dir)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.dim = int(self.encode(["dimension probe"]).shape[1])
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return session, [i.name for i in session.get_inputs()]
 
     def count_tokens_many(self, texts: list[str]) -> list[int]:
         if not texts:

@@ -92,7 +92,7 @@ def test_settings_frozen_and_documented():
 # naming the flag and the TOML key that fix it
 REFUSED = [
     ("extractor", "pdfminer", "'pypdf' or 'pypdfium2'"),
-    ("embed_backend", "cuda", "'torch', 'onnx' or 'onnx-int8'"),
+    ("embed_backend", "cuda", "'auto', 'torch', 'onnx', 'onnx-int8' or 'openvino-int8'"),
     ("chunk_tokens", 7, ">= 8"),
     ("chunk_overlap", -1, r"in \[0, chunk_tokens / 2\)"),
     ("chunk_overlap", 100, r"in \[0, chunk_tokens / 2\)"),  # half of the default 200
@@ -155,6 +155,8 @@ ACCEPTED = [
     {"precision": "fp16"},
     {"extractor": "pypdfium2"},
     {"embed_backend": "onnx-int8"},
+    {"embed_backend": "openvino-int8"},
+    {"embed_backend": "torch"},
     {"history_turns": 0},
     {"abstain_below": 0.0},  # never abstain
 ]

@@ -201,7 +201,18 @@ def test_cli_build_search_stats(corpus: Path, tmp_path: Path, monkeypatch, capsy
     monkeypatch.setattr(indexing.embed, "Embedder", fake)  # build and search load through indexing.embed
     index = str(tmp_path / "index")
     (corpus / "empty.pdf").write_bytes(b"")
-    args = ["--corpus", str(corpus), "--index", index, "--embedder", "fake", "--workers", "1"]
+    args = [
+        "--corpus",
+        str(corpus),
+        "--index",
+        index,
+        "--embedder",
+        "fake",
+        "--workers",
+        "1",
+        "--embed-backend",
+        "torch",
+    ]
     assert main(["build", *args, "--chunk-tokens", "60", "--chunk-overlap", "8", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Files indexed: 3" in out and "empty.pdf: empty file" in out and "Seconds:" in out
