@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         parser, "corpus_dir", "workers", "embedder", "chunk_tokens", "chunk_overlap", "embed_batch_size",
         "approx_threshold", "extractor", "embed_backend",
     )  # fmt: skip
-    parser.add_argument("--embed-sample", type=int, default=128, help="chunks timed for chunks/s")
+    parser.add_argument("--embed-sample", type=int, default=128, help="body chunks timed for chunks/s")
     parser.add_argument(
         "--recall-sizes", default="60000", help="vector counts for the HNSW recall check; '' = skip"
     )
@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         files = [(p, p.relative_to(root).as_posix()) for p in find_pdfs(root)]
         print(f"corpus {root}: {len(files)} PDF(s); embedder {s.embedder}; CPU threads {os.cpu_count()}")
         pages = bench_extract(files)[s.extractor]
-        texts = [c.text for c in bench_chunk(pages, s)]
-        encoders = bench_backends(s, texts[: args.embed_sample])
+        # what a build embeds (body chunks; contents and index pages get zero vectors), spread over
+        # the corpus rather than the first file's opening pages
+        body = [c.text for c in bench_chunk(pages, s) if c.kind == "body"]
+        encoders = bench_backends(s, body[:: max(1, len(body) // args.embed_sample)][: args.embed_sample])
         full_s, noop_s, base = bench_builds(root, s, encoders)
         sizes = [int(x) for x in args.recall_sizes.split(",") if x.strip()]
         if sizes:

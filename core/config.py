@@ -95,7 +95,8 @@ class Settings:
         "indexing", 32, "word-pieces repeated between neighbouring chunks, so no fact is cut in two"
     )
     # auto: torch on a CUDA GPU, else OpenVINO int8 (static int8 through NNCF; on 2 cores without bf16
-    # 67-85 chunks/s vs torch fp32's 43, same dev and books retrieval, mean cosine 0.991 to torch).
+    # 63-72 chunks/s vs torch fp32's 41-43, builds 0.61-0.70x torch's, same dev and books retrieval,
+    # cosine to torch >= 0.99 on body chunks).
     # torch under bf16 autocast (CPUs with native bf16) ran 50; onnx-int8 (onnxruntime, int8 weights
     # only) 41-49. The manifest records the backend that ran; queries use the same one.
     embed_backend: str = setting(

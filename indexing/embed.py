@@ -26,7 +26,7 @@ class TextEncoder(Protocol):
 
 def resolve_backend(backend: str, name: str = DEFAULT_EMBEDDER) -> str:
     """The backend "auto" stands for here: torch on a CUDA GPU; on a CPU, OpenVINO int8 for the
-    default embedder where openvino and nncf are installed (1.6-1.9x torch fp32 on 2 cores, same
+    default embedder where openvino and nncf are installed (~1.5x torch fp32 on 2 cores, same
     retrieval; see indexing.openvino_embed), else torch. Other embedders stay on torch: the int8
     recipe was checked on all-MiniLM-L6-v2 only. Other backend names are returned as they are."""
     if backend != "auto":

@@ -1,9 +1,11 @@
 """The embedder on OpenVINO with int8 weights *and* activations: the fastest backend measured on a CPU
 without native bf16.
 
-Measured on 384 sample-corpus chunks, 2 cores with AVX-512 VNNI and no bf16, idle: torch fp32 43
-chunks/s, onnxruntime int8 (dynamic, weights only) 41, OpenVINO fp32 45, **OpenVINO int8 (static,
-NNCF) 85**, at cosine to torch fp32 min 0.977, mean 0.996. Static quantization is what makes the
+Measured on 384 sample-corpus body chunks, 2 cores with AVX-512 VNNI and no bf16, idle: torch fp32
+41-43 chunks/s, onnxruntime int8 (dynamic, weights only) 39-41, OpenVINO fp32 45, **OpenVINO int8
+(static, NNCF) 63-72** with the first layer in fp32 (80-87 with it in int8; see FIRST_LAYER_PATTERN),
+at cosine to torch fp32 min 0.992, mean 0.996. Full builds of the sample corpus took 0.61-0.70x
+torch's in the same run, with the same retrieval. Static quantization is what makes the
 difference: activation ranges are fixed ahead of time, so every MatMul runs on VNNI int8 kernels
 without quantizing its input at run time. onnxruntime's own static quantization of the same export
 was slower (35 chunks/s) and less faithful (mean cosine 0.94).
