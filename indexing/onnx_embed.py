@@ -161,14 +161,19 @@ class OnnxEmbedder:
     def _backend_name(self, int8: bool) -> str:
         return "onnx-int8" if int8 else "onnx"
 
+    # what the backend imports, and how to get it
+    REQUIRES: tuple[str, ...] = ("onnxruntime", "onnx")
+    INSTALL = "pip install 'bookworm[onnx]'"
+
     def _check_installed(self) -> None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as e:
+        """Refuse with the install command before any export; find_spec imports nothing."""
+        import importlib.util
+
+        if missing := [m for m in self.REQUIRES if importlib.util.find_spec(m) is None]:
             raise ConfigError(
-                f"embed_backend {self.backend} needs onnxruntime and onnx: pip install 'bookworm[onnx]', "
-                "or use --embed-backend torch"
-            ) from e
+                f"embed_backend {self.backend} needs {' and '.join(self.REQUIRES)} ({', '.join(missing)} "
+                f"missing): {self.INSTALL}, or use --embed-backend torch"
+            )
 
     def _open(self, folder: Path, int8: bool, cache_dir: str | Path | None) -> tuple[Any, list[str]]:
         """A runner with onnxruntime's ``run(None, feed) -> [last_hidden_state]``, and its input names."""

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_dir
-from core.errors import ConfigError, ModelError
+from core.errors import ModelError
 from indexing.onnx_embed import INPUTS, OnnxEmbedder, exported
 
 BACKEND = "openvino-int8"
@@ -69,15 +69,9 @@ class OpenVinoEmbedder(OnnxEmbedder):
     def _backend_name(self, int8: bool) -> str:
         return BACKEND
 
-    def _check_installed(self) -> None:
-        try:
-            import nncf  # noqa: F401
-            import openvino  # noqa: F401
-        except ImportError as e:
-            raise ConfigError(
-                f"embed_backend {BACKEND} needs openvino and nncf: pip install 'bookworm[openvino]', "
-                "or use --embed-backend torch"
-            ) from e
+    # nncf is imported only by the child process that quantizes
+    REQUIRES = ("openvino", "nncf", "onnx")
+    INSTALL = "pip install openvino nncf onnx (bookworm's own dependencies)"
 
     def _open(self, folder: Path, int8: bool, cache_dir: str | Path | None) -> tuple[Any, list[str]]:
         import openvino as ov

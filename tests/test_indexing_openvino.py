@@ -143,3 +143,32 @@ def test_openvino_leaves_the_threads_signal_stack_alone(cache: Path) -> None:
     encoder = load_encoder("all-MiniLM-L6-v2", "openvino-int8", cache_dir=str(cache))
     encoder.encode(TEXTS)
     assert signal_stack() == before
+
+
+@pytest.mark.parametrize(
+    "backend, missing, says",
+    [
+        (
+            "openvino-int8",
+            "nncf",
+            "needs openvino and nncf and onnx (nncf missing): pip install openvino nncf onnx",
+        ),
+        ("openvino-int8", "openvino", "(openvino missing)"),
+        (
+            "onnx-int8",
+            "onnxruntime",
+            "needs onnxruntime and onnx (onnxruntime missing): pip install 'bookworm[onnx]'",
+        ),
+    ],
+)
+def test_a_missing_package_is_named_with_its_install_command(monkeypatch, backend, missing, says) -> None:
+    from core.errors import ConfigError
+    from indexing.embed import load_encoder
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_encoder("all-MiniLM-L6-v2", backend)
+    assert says in str(refused.value) and "--embed-backend torch" in str(refused.value)
