@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 
@@ -26,8 +27,9 @@ def cuda_available() -> bool:
     Importing torch costs ~1.5 s; a no-op index rebuild that only needs to know which embed backend
     "auto" means must stay well under that.
     """
-    if not any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia")):
-        return False
+    nodes = ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia")
+    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in nodes):
+        return False  # elsewhere (Windows) CUDA has no such node: ask torch
     import torch
 
     return torch.cuda.is_available()
