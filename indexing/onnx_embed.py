@@ -208,15 +208,20 @@ class OnnxEmbedder:
         return np.ascontiguousarray(vecs)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
-        )
-        feed = {k: batch[k].astype(np.int64) for k in self.inputs}
+        batch = model_inputs(self.tokenizer, texts, self.max_length)
+        feed = {k: batch[k] for k in self.inputs}
         hidden = self.session.run(None, feed)[0]
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = batch["attention_mask"][..., None].astype(np.float32)
         return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+
+
+def model_inputs(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
+    """The exported model's inputs for ``texts``, padded to the longest: the encoder's batches and
+    the OpenVINO calibration batches are made by this one call."""
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {k: batch[k].astype(np.int64) for k in INPUTS if k in batch}
 
 
 def _batches(n: int, size: int, progress: bool) -> Any:

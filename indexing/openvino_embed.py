@@ -40,15 +40,15 @@ import numpy as np
 
 from core.atomic import atomic_dir
 from core.errors import ModelError
-from indexing.onnx_embed import INPUTS, OnnxEmbedder, exported
+from indexing.onnx_embed import OnnxEmbedder, exported, model_inputs
 
 BACKEND = "openvino-int8"
 CALIBRATION = Path(__file__).with_name("calibration.txt")
 CALIBRATION_BATCH = 8  # texts per calibration batch; 54 paragraphs -> 7 batches
 # The first layer's MatMuls stay fp32. With them in int8, repetitive text far from any calibration
 # paragraph (dot leaders of a contents page: ". . . . 9 + + . . .") came out at cosine 0.50 to torch's
-# vector; with them in fp32 the worst of 384 sample chunks is 0.946 and the mean 0.991, for ~10% of
-# the speed. Keeping only its attention or only its feed-forward in fp32 left 0.72-0.78. A name
+# vector; with them in fp32 the worst of 384 sample chunks is 0.946 and the mean 0.991, for ~13% of
+# the embedding speed. Keeping only its attention or only its feed-forward in fp32 left 0.72-0.78. A name
 # pattern of this module's own ONNX export (BERT-style encoders); other names match nothing.
 FIRST_LAYER_PATTERN = r".*/layer\.0/.*MatMul.*"
 
@@ -127,13 +127,11 @@ def quantize(fp32: Path, out: Path, folder: Path, max_length: int) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-
-    def feed(texts: list[str]) -> dict[str, np.ndarray]:
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
-        return {k: batch[k].astype(np.int64) for k in INPUTS if k in batch}
-
     texts = calibration_texts()
-    batches = [feed(texts[i : i + CALIBRATION_BATCH]) for i in range(0, len(texts), CALIBRATION_BATCH)]
+    batches = [
+        model_inputs(tokenizer, texts[i : i + CALIBRATION_BATCH], max_length)
+        for i in range(0, len(texts), CALIBRATION_BATCH)
+    ]
     nncf.set_log_level(logging.ERROR)
     model = nncf.quantize(
         ov.Core().read_model(str(fp32)),
