@@ -74,12 +74,13 @@ class Settings:
     )
 
     # --- indexing ----------------------------------------------------------------
-    # pypdf: pypdfium2 extracts ~7x faster, but a build is mostly embedding (sample corpus 67.6 vs 76.5 s,
-    # books 94.9 vs 105.4 s on 2 cores), and over the unseen books its text retrieves worse (dense MRR@5
-    # 0.677 vs 0.771, lead quote F1 0.278 vs 0.298; dev set: 0.755 vs 0.708, 0.237 vs 0.242). Its fine-tunes
-    # no longer refuse answerable questions (README, benchmarks)
+    # pypdfium2: ~7x faster extraction (books 53.6 s vs 70-80 s to index on 2 cores), and its text keeps
+    # the words pypdf glues together on real books ("implementedintermsofmoreprimitiveprocedures": 5.4 runs
+    # of 20+ letters per 1,000 words vs 0.03), which answers quote. Retrieval holds: dev dense MRR@5 0.721
+    # vs 0.708, books 0.757 vs 0.785 (hit@5 equal), BM25 and hybrid higher on both; fine-tuned answers over
+    # the books F1 0.313 vs 0.294. pypdf still names the reason when pdfium cannot open a file
     extractor: str = setting(
-        "indexing", "pypdf", '"pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)'
+        "indexing", "pypdfium2", '"pypdfium2" (default, fast) or "pypdf" (pure Python; see the README)'
     )
     workers: int = setting("indexing", 2, "processes extracting PDFs in parallel; 1 = in-process")
     embedder: str = setting(

@@ -26,7 +26,7 @@ from indexing.clean import clean_pages
 from indexing.records import Page
 
 EXTRACTORS = ("pypdf", "pypdfium2")
-NORMALIZE_VERSION = 1  # bump when normalize_text changes: old chunks are then re-extracted
+NORMALIZE_VERSION = 2  # bump when normalize_text changes: old chunks are then re-extracted
 MIN_TEXT_CHARS = 20  # fewer letters/digits than this in a whole file = no text layer
 
 
@@ -47,7 +47,10 @@ class Extraction:
 # --- normalisation (pure) ----------------------------------------------------------
 
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])[-\u00ad\u2010]\s*\n\s*(?=[a-z])")  # "no-\ntation" -> "notation"
-_SOFT_BREAK = re.compile(r"[\u00ad\x02\ufffe]\s*\n\s*")  # pdfium marks line-end hyphens with \x02
+# A soft hyphen is never printed text, and pdfium marks each hyphen it found at a line's end with \x02
+# or \ufffe, the line break itself often already removed ("ab\ufffestraction" in SICP). Turning them
+# into spaces split a word in two on every hyphenated line, which cost dense retrieval over pdfium's text
+_SOFT_BREAK = re.compile(r"[\u00ad\x02\ufffe]\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
 
@@ -151,6 +154,11 @@ def _pages_pypdf(path: Path) -> tuple[int, Callable[[int], str]]:
     return len(reader.pages), lambda i: reader.pages[i].extract_text() or ""
 
 
+# pdfium replaces a hyphen and the line break after it with one marker, so a page's last line ran
+# into its footer ("no\ufffe113") where the cleaner looks for page numbers on lines of their own
+_PDFIUM_HYPHEN = re.compile(r"[\x02\ufffe]\r?\n?")
+
+
 def _pages_pypdfium2(path: Path) -> tuple[int, Callable[[int], str]]:
     import pypdfium2 as pdfium
 
@@ -165,7 +173,7 @@ def _pages_pypdfium2(path: Path) -> tuple[int, Callable[[int], str]]:
         page = doc[i]
         textpage = page.get_textpage()
         try:
-            return textpage.get_text_range()
+            return _PDFIUM_HYPHEN.sub("\u00ad\n", textpage.get_text_range())
         finally:
             textpage.close()
             page.close()
@@ -183,7 +191,7 @@ _READERS: dict[str, Callable[[Path], tuple[int, Callable[[int], str]]]] = {
 }
 
 
-def extract_file(path: str | Path, relpath: str, extractor: str = "pypdf") -> Extraction:
+def extract_file(path: str | Path, relpath: str, extractor: str = "pypdfium2") -> Extraction:
     """Pages of one PDF, or the reason it was skipped. Never raises for a bad file."""
     if extractor not in _READERS:
         raise ConfigError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -235,7 +243,7 @@ def _extract_quietly(path: str, relpath: str, extractor: str) -> Extraction:
 
 
 def extract_files(
-    files: Sequence[tuple[Path, str]], extractor: str = "pypdf", workers: int = 1
+    files: Sequence[tuple[Path, str]], extractor: str = "pypdfium2", workers: int = 1
 ) -> Iterator[Extraction]:
     """Extract ``(path, relpath)`` pairs, in ``workers`` processes; yields in completion order."""
     if workers <= 1 or len(files) <= 1:

@@ -23,10 +23,36 @@ from tests.conftest import make_pdf
         ("  \n \n ", ""),
         ("co\u00ad\nmmand", "command"),  # soft hyphen at a line break
         ("x\x02\ny", "xy"),  # pdfium's line-end hyphen marker
+        ("data ab\ufffestraction enables", "data abstraction enables"),  # pdfium, line break already gone
+        ("pro\ufffe gramming", "programming"),
+        ("in\u00adformally", "informally"),  # a soft hyphen inside a line is never printed
     ],
 )
 def test_normalize_text(raw: str, expected: str) -> None:
     assert normalize_text(raw) == expected
+
+
+def test_words_hyphenated_at_line_ends_are_whole_and_page_numbers_gone(tmp_path: Path) -> None:
+    """pdfium replaces a line-end hyphen and its line break with one marker: the word used to come out
+    split ("manipula tions") and the page's last line ran into its footer ("abstrac 1")."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_auto_page_break(auto=False)
+    words = ("one", "two", "three")  # pages that differ: lines repeated on every page are furniture
+    for page_no, word in enumerate(words, start=1):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 5, f"Streams ({word}) allow sequence manipula-\ntions without lists. Last line {word} abstrac-")
+        pdf.set_y(-15)
+        pdf.cell(0, 8, str(page_no), align="C")
+    pdf.output(str(tmp_path / "hy.pdf"))
+    for extractor in ("pypdf", "pypdfium2"):
+        pages = extract_file(tmp_path / "hy.pdf", "hy.pdf", extractor).pages
+        assert len(pages) == 3, extractor
+        for page, word in zip(pages, words, strict=True):
+            text = page.text.rstrip("-")  # pypdf keeps the hyphen
+            assert text == f"Streams ({word}) allow sequence manipulations without lists. Last line {word} abstrac"
 
 
 def test_pages_come_back_with_their_numbers(tmp_path: Path) -> None:
