@@ -43,7 +43,8 @@ def test_words_hyphenated_at_line_ends_are_whole_and_page_numbers_gone(tmp_path:
     for page_no, word in enumerate(words, start=1):
         pdf.add_page()
         pdf.set_font("Helvetica", size=11)
-        pdf.multi_cell(0, 5, f"Streams ({word}) allow sequence manipula-\ntions without lists. Last line {word} abstrac-")
+        text = f"Streams ({word}) allow sequence manipula-\ntions without lists. Last line {word} abstrac-"
+        pdf.multi_cell(0, 5, text)
         pdf.set_y(-15)
         pdf.cell(0, 8, str(page_no), align="C")
     pdf.output(str(tmp_path / "hy.pdf"))
@@ -52,7 +53,8 @@ def test_words_hyphenated_at_line_ends_are_whole_and_page_numbers_gone(tmp_path:
         assert len(pages) == 3, extractor
         for page, word in zip(pages, words, strict=True):
             text = page.text.rstrip("-")  # pypdf keeps the hyphen
-            assert text == f"Streams ({word}) allow sequence manipulations without lists. Last line {word} abstrac"
+            whole = f"Streams ({word}) allow sequence manipulations without lists. Last line {word} abstrac"
+            assert text == whole, extractor
 
 
 def test_pages_come_back_with_their_numbers(tmp_path: Path) -> None:
