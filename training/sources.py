@@ -21,7 +21,14 @@ from typing import Any
 
 from core.atomic import atomic_write_json
 from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, MemoEmbed
-from core.grounding.prompt import Passage, cited_quote, format_passage, renderer_for
+from core.grounding.prompt import (
+    ABSTAIN_TEXT,
+    INSTRUCTIONS,
+    Passage,
+    cited_quote,
+    format_passage,
+    renderer_for,
+)
 from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
@@ -120,6 +127,10 @@ class Request:
             # how a passage and a quote are written, so a change there rebuilds the examples even
             # where a version number was bumped elsewhere (a stale cache once trained the old layout)
             "rendering": [format_passage(1, Passage("a.pdf", [1], "One. Two … x.")), cited_quote("a. b.", 1)],
+            # every prompt holds the instructions and abstaining targets say ABSTAIN_TEXT: a reworded
+            # instruction once trained on examples cached with the old one
+            "instructions": INSTRUCTIONS,
+            "abstain_text": ABSTAIN_TEXT,
             "chunks": sorted(c.chunk_id for c in self.train_chunks),
             "held": sorted(c.chunk_id for c in self.held_chunks),
             "questions": [dataclasses.astuple(q) for q in questions],
