@@ -74,13 +74,13 @@ class Settings:
     )
 
     # --- indexing ----------------------------------------------------------------
-    # pypdfium2: ~7x faster extraction (books 53.6 s vs 70-80 s to index on 2 cores), and its text keeps
-    # the words pypdf glues together on real books ("implementedintermsofmoreprimitiveprocedures": 5.4 runs
-    # of 20+ letters per 1,000 words vs 0.03), which answers quote. Retrieval holds: dev dense MRR@5 0.721
-    # vs 0.708, books 0.757 vs 0.785 (hit@5 equal), BM25 and hybrid higher on both; fine-tuned answers over
-    # the books F1 0.313 vs 0.294. pypdf still names the reason when pdfium cannot open a file
+    # pypdf, for now. pypdfium2 (with its line-end hyphens joined) indexes the books in 53.6 s vs 70-80 s
+    # on 2 cores, keeps the words pypdf glues together on real books (5.4 runs of 20+ letters per 1,000
+    # words vs 0.03), and retrieves as well (dense MRR@5 dev 0.721 vs 0.708, books 0.757 vs 0.785, hit@5
+    # equal). But both 10-minute fine-tunes on its index (2026-12-01) learned to copy the prompt's
+    # instructions as the answer (held-out F1 0.43x and 0.24x the base model's; pypdf's run: 2.1x)
     extractor: str = setting(
-        "indexing", "pypdfium2", '"pypdfium2" (default, fast) or "pypdf" (pure Python; see the README)'
+        "indexing", "pypdf", '"pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)'
     )
     workers: int = setting("indexing", 2, "processes extracting PDFs in parallel; 1 = in-process")
     embedder: str = setting(
