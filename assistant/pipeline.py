@@ -36,6 +36,7 @@ from core.grounding.prompt import (
     Turn,
     build_prompt,
     continue_text,
+    instructions_for,
     lead_quote,
     prompt_passages,
     renderer_for,
@@ -300,7 +301,7 @@ class Assistant:
         (the answer's first words, see :meth:`opening`) ends it for the model to continue."""
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
-        render = renderer_for(self._prep_tokenizer)
+        render = renderer_for(self._prep_tokenizer, instructions_for(self._model_info.manifest))
         passages = prompt_passages(_source_texts(hits), evidence)
         with self._prep_lock:
             return build_prompt(

@@ -10,6 +10,7 @@ from core.grounding.evidence import Evidence
 from core.grounding.prompt import (
     FENCE_CLOSE,
     INSTRUCTIONS,
+    TRAINED_INSTRUCTIONS,
     Passage,
     PromptError,
     Turn,
@@ -20,7 +21,9 @@ from core.grounding.prompt import (
     continue_text,
     cut_to_tokens,
     format_passage,
+    instructions_for,
     lead_quote,
+    plain_renderer,
     render_plain,
     start_answer,
     whole_sentences,
@@ -268,3 +271,35 @@ def test_opening_counts_against_the_prompt(window: int) -> None:
     assert p.text.endswith("Answer: " + opening)
     assert p.n_tokens == words(p.text) and p.n_tokens + 32 <= window
     assert p.budget.template == plain.budget.template + words(opening)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "expected"),
+    [
+        (None, INSTRUCTIONS),  # the base model
+        ({"answer_from_sources": None}, INSTRUCTIONS),  # a raw-text fine-tune
+        ({"answer_from_sources": {"train_examples": 0, "instructions": ""}}, INSTRUCTIONS),  # none trained on
+        ({"answer_from_sources": {"train_examples": 160}}, INSTRUCTIONS),  # trained before the key existed
+        ({"answer_from_sources": {"train_examples": 160, "instructions": ""}}, ""),
+        ({"answer_from_sources": {"train_examples": 160, "instructions": "Quote."}}, "Quote."),
+    ],
+)
+def test_a_model_is_asked_with_the_instructions_it_was_trained_with(manifest, expected: str) -> None:
+    assert instructions_for(manifest) == expected
+
+
+def test_the_trained_prompt_holds_no_instructions_and_an_empty_system_turn() -> None:
+    """An empty system turn, not none: SmolLM2's template puts its own default system prompt there."""
+    seen = {}
+
+    def apply_chat_template(messages, tokenize, add_generation_prompt):
+        seen["messages"] = messages
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+
+    sources = "<sources>\n[1] (a.pdf p. 1) x\n</sources>"
+    text = chat_renderer(apply_chat_template, TRAINED_INSTRUCTIONS)(sources, [], "q1")
+    assert seen["messages"][0] == {"role": "system", "content": TRAINED_INSTRUCTIONS}
+    assert INSTRUCTIONS not in text
+    plain = plain_renderer(TRAINED_INSTRUCTIONS)(sources, [], "q1")
+    assert plain == f"{sources}\n\nQuestion: q1\nAnswer:"
+    assert render_plain(sources, [], "q1") == f"{INSTRUCTIONS}\n{plain}"

@@ -233,6 +233,7 @@ TERMS = [
 def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tmp_path):
     """A real index (fake embedder) of three books whose chunks hold definitions: the run builds
     answer-from-sources examples, mixes them with the blocks, and scores held-out ones twice."""
+    from core.grounding.prompt import TRAINED_INSTRUCTIONS, instructions_for
     from tests.assistant_support import FakeEmbedder, write_tiny_index
     from tests.conftest import build_tiny_gpt2
 
@@ -261,6 +262,8 @@ def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tm
         assert scores["examples"] == 3 and 0 <= scores["f1"] <= 1 and len(scores["samples"]) == 3
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["answer_from_sources"]["held_out"]["finetuned"] == sources["held_out"]["finetuned"]
+    # the chat asks the model with the instructions (none) it was trained with
+    assert instructions_for(manifest) == TRAINED_INSTRUCTIONS == sources["instructions"]
 
 
 def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, index_dir, tiny_gpt2_dir):

@@ -55,7 +55,7 @@ def test_the_key_follows_the_request(change: dict) -> None:
         ("FORM_PRIOR", 0.2),
         ("EXAMPLES_VERSION", 999),
         ("format_passage", lambda n, p: f"[{n}] {p.text}"),  # another source layout
-        ("INSTRUCTIONS", "Answer from the sources."),  # in every prompt
+        ("TRAINED_INSTRUCTIONS", "Answer from the sources."),  # in every prompt
         ("ABSTAIN_TEXT", "Not in the books."),  # the abstaining examples' target
     ],
 )

@@ -23,7 +23,7 @@ from core.atomic import atomic_write_json
 from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, MemoEmbed
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
-    INSTRUCTIONS,
+    TRAINED_INSTRUCTIONS,
     Passage,
     cited_quote,
     format_passage,
@@ -72,6 +72,7 @@ class SourcesData:
             "held_out_examples": len(self.held_out),
             "build_seconds": round(self.seconds, 1),
             "skipped": self.skipped,
+            "instructions": TRAINED_INSTRUCTIONS,  # the assistant asks the model with the same
         }
 
 
@@ -129,7 +130,7 @@ class Request:
             "rendering": [format_passage(1, Passage("a.pdf", [1], "One. Two … x.")), cited_quote("a. b.", 1)],
             # every prompt holds the instructions and abstaining targets say ABSTAIN_TEXT: a reworded
             # instruction once trained on examples cached with the old one
-            "instructions": INSTRUCTIONS,
+            "instructions": TRAINED_INSTRUCTIONS,
             "abstain_text": ABSTAIN_TEXT,
             "chunks": sorted(c.chunk_id for c in self.train_chunks),
             "held": sorted(c.chunk_id for c in self.held_chunks),
@@ -207,7 +208,7 @@ def _build(index_dir: Path, questions: list[QA], request: Request, encoder: Any)
     tokenizer = request.tokenizer
     chat = bool(getattr(tokenizer, "chat_template", None))
     maker = PromptMaker(
-        renderer_for(tokenizer),
+        renderer_for(tokenizer, TRAINED_INSTRUCTIONS),
         lambda text: len(tokenizer(text, add_special_tokens=not chat, verbose=False)["input_ids"]),
         request.window,
     )
