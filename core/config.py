@@ -77,8 +77,9 @@ class Settings:
     # pypdf, for now. pypdfium2 (with its line-end hyphens joined) indexes the books in 53.6 s vs 70-80 s
     # on 2 cores, keeps the words pypdf glues together on real books (5.4 runs of 20+ letters per 1,000
     # words vs 0.03), and retrieves as well (dense MRR@5 dev 0.721 vs 0.708, books 0.757 vs 0.785, hit@5
-    # equal). But both 10-minute fine-tunes on its index (2026-12-01) learned to copy the prompt's
-    # instructions as the answer (held-out F1 0.43x and 0.24x the base model's; pypdf's run: 2.1x)
+    # equal). Both 10-minute fine-tunes on its index (2026-12-01) learned to copy the prompt's instructions
+    # as the answer (held-out F1 0.43x and 0.24x the base's); trained without them (TRAINED_INSTRUCTIONS)
+    # one copied none (2.12x). Switching waits for make demo + make eval on it
     extractor: str = setting(
         "indexing", "pypdf", '"pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)'
     )
