@@ -129,7 +129,7 @@ class Request:
             # where a version number was bumped elsewhere (a stale cache once trained the old layout)
             "rendering": [format_passage(1, Passage("a.pdf", [1], "One. Two … x.")), cited_quote("a. b.", 1)],
             # every prompt holds the instructions and abstaining targets say ABSTAIN_TEXT: a reworded
-            # instruction once trained on examples cached with the old one
+            # instruction would have trained on examples cached with the old one
             "instructions": TRAINED_INSTRUCTIONS,
             "abstain_text": ABSTAIN_TEXT,
             "chunks": sorted(c.chunk_id for c in self.train_chunks),
