@@ -36,9 +36,14 @@ def resolve_backend(backend: str, name: str = DEFAULT_EMBEDDER) -> str:
     return "openvino-int8" if openvino_installed() else "torch"
 
 
+# what the OpenVINO backend imports (nncf only in its quantizing child process); its embedder refuses
+# with the same list, so "auto" never picks a backend that would then refuse
+OPENVINO_REQUIRES = ("openvino", "nncf", "onnx")
+
+
 def openvino_installed() -> bool:
     """Whether the OpenVINO backend can run, without importing it (that takes ~1 s)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+    return all(importlib.util.find_spec(m) is not None for m in OPENVINO_REQUIRES)
 
 
 def load_encoder(

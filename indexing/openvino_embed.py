@@ -40,6 +40,7 @@ import numpy as np
 
 from core.atomic import atomic_dir
 from core.errors import ModelError
+from indexing.embed import OPENVINO_REQUIRES
 from indexing.onnx_embed import OnnxEmbedder, exported, model_inputs
 
 BACKEND = "openvino-int8"
@@ -69,8 +70,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
     def _backend_name(self, int8: bool) -> str:
         return BACKEND
 
-    # nncf is imported only by the child process that quantizes
-    REQUIRES = ("openvino", "nncf", "onnx")
+    REQUIRES = OPENVINO_REQUIRES
     INSTALL = "pip install openvino nncf onnx (bookworm's own dependencies)"
 
     def _open(self, folder: Path, int8: bool, cache_dir: str | Path | None) -> tuple[Any, list[str]]:
