@@ -74,14 +74,13 @@ class Settings:
     )
 
     # --- indexing ----------------------------------------------------------------
-    # pypdf, for now. pypdfium2 (with its line-end hyphens joined) indexes the books in 53.6 s vs 70-80 s
-    # on 2 cores, keeps the words pypdf glues together on real books (5.4 runs of 20+ letters per 1,000
-    # words vs 0.03), and retrieves as well (dense MRR@5 dev 0.721 vs 0.708, books 0.757 vs 0.785, hit@5
-    # equal). Both 10-minute fine-tunes on its index (2026-12-01) learned to copy the prompt's instructions
-    # as the answer (held-out F1 0.43x and 0.24x the base's); trained without them (TRAINED_INSTRUCTIONS)
-    # one copied none (2.12x). Switching waits for make demo + make eval on it
+    # pypdfium2: with its line-end hyphens joined it indexes the books in 53.6 s vs pypdf's 70-80 s on 2
+    # cores, keeps the words pypdf glues together on real books (5.4 runs of 20+ letters per 1,000 words vs
+    # 0.03), and retrieves as well (dense MRR@5 dev 0.721 vs 0.708, books 0.757 vs 0.785, hit@5 equal;
+    # BM25 and hybrid higher). Fine-tunes on its text once copied the prompt's instructions; they are
+    # trained without instructions now (TRAINED_INSTRUCTIONS). pypdf stays for PDFs pdfium reads badly
     extractor: str = setting(
-        "indexing", "pypdf", '"pypdf" (default) or "pypdfium2" (7x faster extraction; see the README)'
+        "indexing", "pypdfium2", '"pypdfium2" (default, 7x faster extraction) or "pypdf"; see the README'
     )
     workers: int = setting("indexing", 2, "processes extracting PDFs in parallel; 1 = in-process")
     embedder: str = setting(

@@ -142,7 +142,7 @@ def build_folder(
     *,
     embedder: str | TextEncoder = DEFAULT_EMBEDDER,
     embed_backend: str = "torch",
-    extractor: str = "pypdf",
+    extractor: str = "pypdfium2",
     workers: int = 2,
     chunk_tokens: int = 200,
     chunk_overlap: int = 32,

@@ -191,7 +191,7 @@ _READERS: dict[str, Callable[[Path], tuple[int, Callable[[int], str]]]] = {
 }
 
 
-def extract_file(path: str | Path, relpath: str, extractor: str = "pypdf") -> Extraction:
+def extract_file(path: str | Path, relpath: str, extractor: str = "pypdfium2") -> Extraction:
     """Pages of one PDF, or the reason it was skipped. Never raises for a bad file."""
     if extractor not in _READERS:
         raise ConfigError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -243,7 +243,7 @@ def _extract_quietly(path: str, relpath: str, extractor: str) -> Extraction:
 
 
 def extract_files(
-    files: Sequence[tuple[Path, str]], extractor: str = "pypdf", workers: int = 1
+    files: Sequence[tuple[Path, str]], extractor: str = "pypdfium2", workers: int = 1
 ) -> Iterator[Extraction]:
     """Extract ``(path, relpath)`` pairs, in ``workers`` processes; yields in completion order."""
     if workers <= 1 or len(files) <= 1:

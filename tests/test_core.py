@@ -153,7 +153,7 @@ ACCEPTED = [
     {"sources_eval": 0},
     {"lora_rank": 0},  # full fine-tuning
     {"precision": "fp16"},
-    {"extractor": "pypdfium2"},
+    {"extractor": "pypdf"},
     {"embed_backend": "onnx-int8"},
     {"embed_backend": "openvino-int8"},
     {"embed_backend": "torch"},
