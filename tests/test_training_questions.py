@@ -10,6 +10,7 @@ from indexing.records import Chunk
 from training.questions import (
     QA,
     definition_questions,
+    on_topic,
     outline_questions,
     question_for_title,
     verb_of_gerund,
@@ -148,6 +149,37 @@ def test_outline_questions_boundary_missing_and_duplicate() -> None:
         ),
     ]
     _check_verbatim(qas, CHUNKS)
+
+
+@pytest.mark.parametrize(
+    ("title", "answer", "kept"),
+    [
+        ("3.2 Pipelines", "A pipeline is a sequence of one or more commands.", True),  # plural
+        ("Deterministic Profiler", "The package sb-profile provides a per-function-call profiler.", True),
+        ("FASL Format", "SBCL fasl-format is binary compatible only with the exact SBCL version.", True),
+        ("Using Pipelines", "Pipelines connect the output of one command to another.", True),
+        # the section opens with a remark about the chapter, not about its title
+        ("Scope", "The discussion in this section is somewhat more technical than in other parts.", False),
+        ("Usage", "To start sb-aclrepl as your read-eval-print loop, put the form in your init file.", False),
+        ("Lisp names for C names", "All symbols are in the SB-POSIX package.", False),
+        ("How to Report Bugs", "Please send a message to the mailing list with a test case.", False),
+        # an FAQ entry is answered whatever its words
+        ("Can I include comments in the rules section?", "Yes, just about anywhere you want to.", True),
+        ("How can I change the matching pattern at run time?", "You can’t, it’s compiled in.", True),
+        # function words alone are no topic in common
+        ("The Set Builtin", "The shell reads the input and the output.", False),
+    ],
+)
+def test_on_topic(title: str, answer: str, kept: bool) -> None:
+    assert on_topic(title, answer) is kept
+
+
+def test_outline_question_dropped_when_its_section_opens_off_topic() -> None:
+    outline = {"bash.pdf": [OutlineEntry("4.1 Scope", 3)]}
+    off = _chunk("s", "4.1 Scope The discussion in this section is somewhat more technical than the rest.", 3)
+    on = _chunk("s", "4.1 Scope The scope of a variable is the part of the program where it is seen.", 3)
+    assert outline_questions(outline, [off]) == []
+    assert [qa.question for qa in outline_questions(outline, [on])] == ["What is scope?"]
 
 
 def test_outline_answer_stops_at_word_limit() -> None:

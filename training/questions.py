@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
-from core.grounding.sentences import Span, split_sentences
+from core.grounding.sentences import Span, content_words, split_sentences
 from indexing.outline import OutlineEntry
 from indexing.records import Chunk
 
@@ -29,6 +29,7 @@ MAX_TITLE_WORDS = 10  # longer outline titles are statements (FAQ lines), not to
 MAX_SKIPPED = 2  # sentences after a heading that may be furniture before the answer starts
 MAX_NON_ALPHA = 0.30  # share of non-letters above which a sentence is code or a table
 DEFINITION_WORDS = (8, 60)  # a definition sentence's length, inclusive
+STEM_LETTERS = 5  # "profiler" and "profiling", "pipeline" and "pipelines" share their first five
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,8 +215,7 @@ def question_for_title(title: str, names: Collection[str] = frozenset()) -> str 
     if re.match(r"how to\s", text, re.I):  # "How to Report Bugs" -> "How do I report bugs?"
         rest = _your_to_my(_lower_phrase(words[2:], names))
         return "How do I " + " ".join(rest).rstrip("?") + "?" if rest else None
-    how_ok = words[0].lower() != "how" or (len(words) > 1 and words[1].lower() in _HOW_NEXT)
-    if _QUESTION_START.match(text) and how_ok:
+    if _is_question_title(text):
         return text if text.endswith("?") else text.rstrip(".!:; ") + "?"
     if len(words) > MAX_TITLE_WORDS or words[0].lower() in {"how", "i", "we", "you", "my"}:
         return None  # a statement or a complaint ("I need to scan ...") rather than a topic
@@ -232,6 +232,13 @@ def question_for_title(title: str, names: Collection[str] = frozenset()) -> str 
     if verb_question:
         return verb_question
     return _noun_question(words, names)
+
+
+def _is_question_title(text: str) -> bool:
+    """ "Can I include comments?", "How do I scan?" are questions; "How the Input Is Matched" is not."""
+    words = text.split()
+    how_ok = words[0].lower() != "how" or (len(words) > 1 and words[1].lower() in _HOW_NEXT)
+    return bool(_QUESTION_START.match(text)) and how_ok
 
 
 def _your_to_my(words: list[str]) -> list[str]:
@@ -409,10 +416,35 @@ def outline_questions(outlines: Mapping[str, Sequence[OutlineEntry]], chunks: Se
             if question is None or _norm_question(question) in seen:
                 continue
             found = _section_answer(strip_label(entry.title), entry.page, file_chunks, headings)
-            if found is None:
+            if found is None or not on_topic(entry.title, found[1]):
                 continue
             seen.add(_norm_question(question))
             out.append(QA("outline", question, found[0].chunk_id, found[1]))
+    return out
+
+
+def on_topic(title: str, answer: str) -> bool:
+    """Does the section's opening speak of its title? A title that already is a question (an FAQ
+    entry: "Can I ...?" -> "Yes, just about anywhere") is answered whatever its words.
+
+    A section often opens with a remark about the chapter ("The discussion in this section is
+    somewhat more technical", under "Scope") or a sub-heading's text ("All symbols are in the
+    SB-POSIX package", under "Lisp names for C names"): 95 of the sample corpus's 655 outline
+    answers share no word with their title. Trained on, they teach the model to cite a passage that
+    does not answer the question.
+    """
+    text = strip_label(" ".join(title.split()))
+    if _is_question_title(text):
+        return True
+    return bool(_stems(text) & _stems(answer))
+
+
+def _stems(text: str) -> set[str]:
+    out = set()
+    for word in content_words(text):
+        for part in re.split(r"[-_.]", word):  # "fasl-format" speaks of "FASL format"
+            if len(part) >= 3 and part.isalpha():
+                out.add(part[:STEM_LETTERS])
     return out
 
 
