@@ -168,6 +168,7 @@ def test_outline_questions_boundary_missing_and_duplicate() -> None:
         ("How can I change the matching pattern at run time?", "You can’t, it’s compiled in.", True),
         # function words alone are no topic in common
         ("The Set Builtin", "The shell reads the input and the output.", False),
+        ("", "Anything at all.", False),  # no title, no topic
     ],
 )
 def test_on_topic(title: str, answer: str, kept: bool) -> None:

@@ -237,6 +237,8 @@ def question_for_title(title: str, names: Collection[str] = frozenset()) -> str 
 def _is_question_title(text: str) -> bool:
     """ "Can I include comments?", "How do I scan?" are questions; "How the Input Is Matched" is not."""
     words = text.split()
+    if not words:
+        return False
     how_ok = words[0].lower() != "how" or (len(words) > 1 and words[1].lower() in _HOW_NEXT)
     return bool(_QUESTION_START.match(text)) and how_ok
 
@@ -429,9 +431,9 @@ def on_topic(title: str, answer: str) -> bool:
 
     A section often opens with a remark about the chapter ("The discussion in this section is
     somewhat more technical", under "Scope") or a sub-heading's text ("All symbols are in the
-    SB-POSIX package", under "Lisp names for C names"): 95 of the sample corpus's 655 outline
+    SB-POSIX package", under "Lisp names for C names"): 70 of the sample corpus's 654 outline
     answers share no word with their title. Trained on, they teach the model to cite a passage that
-    does not answer the question.
+    does not answer the question (held-out citations 0.60 -> 0.75 with them left out).
     """
     text = strip_label(" ".join(title.split()))
     if _is_question_title(text):
