@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.grounding.answer_form import answer_forms, question_kind
+from core.grounding.answer_form import answer_forms, question_kind, titled
 from core.grounding.evidence import SourceText, select_evidence
 from tests.assistant_support import FakeEmbedder
 
@@ -75,3 +75,35 @@ def test_form_prior_lets_the_answer_lead_over_a_sentence_that_introduces_the_top
     assert "tapply()" in formed[0].text
     # the prior orders only: each item keeps its own score (what abstention reads)
     assert {e.text: e.score for e in formed} == {e.text: e.score for e in plain}
+
+
+@pytest.mark.parametrize(
+    ("question", "heading", "named"),
+    [
+        ("What is a here document in bash?", "3.6.6 Here Documents", 1.0),  # plural, section number
+        ("What is a here document in bash?", "3.6.7 Here Strings", 0.0),  # a word the question lacks
+        ("What is a here document in bash?", "", 0.0),  # no heading above the sentence
+        ("What is a here document in bash?", "3.6.6", 0.0),  # a number names nothing
+        ("What are promise objects in R?", "2.1.8 Promise objects", 1.0),
+        ("What does the pipefail option do?", "Pipefail", 1.0),
+        ("How do start conditions work in flex?", "Start Conditions", 0.0),  # not a "What is X?"
+        ("How do I save a core image?", "Saving a Core Image", 0.0),
+    ],
+)
+def test_titled(question: str, heading: str, named: float) -> None:
+    assert titled(question, [heading]) == [named]
+
+
+def test_title_prior_lets_the_section_that_a_what_question_names_lead() -> None:
+    # the next section opens with the question's own words; the named one says what it is without them
+    text = (
+        "3.6.6 Here Documents\nThis type of redirection instructs the shell to read input until a line.\n"
+        "3.6.7 Here Strings\nA variant of here documents in bash, the format is a word."
+    )
+    sources = [SourceText(1, "bashref.pdf", [46], text)]
+    question = "What is a here document in bash?"
+    plain = select_evidence(question, sources, EMBED, title_prior=0.0)
+    titled_first = select_evidence(question, sources, EMBED, title_prior=1.0)  # a fake embedder: wide gap
+    assert plain[0].text.startswith("A variant of here documents")
+    assert titled_first[0].text.startswith("This type of redirection")
+    assert {e.text: e.score for e in titled_first} == {e.text: e.score for e in plain}  # order only

@@ -46,7 +46,7 @@ from training.examples import (
 )
 from training.questions import QA, definition_questions, outline_questions
 
-EXAMPLES_VERSION = 5  # bump when the rules or the rendering change: cached examples are rebuilt
+EXAMPLES_VERSION = 6  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
     6 * N_SOURCES
 )  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out
