@@ -84,6 +84,8 @@ def test_form_prior_lets_the_answer_lead_over_a_sentence_that_introduces_the_top
         ("What is a here document in bash?", "3.6.7 Here Strings", 0.0),  # a word the question lacks
         ("What is a here document in bash?", "", 0.0),  # no heading above the sentence
         ("What is a here document in bash?", "3.6.6", 0.0),  # a number names nothing
+        ("What is a here document in bash?", "1.1 What is Bash?", 0.0),  # only where it is asked
+        ("What is Bash?", "1.1 What is Bash?", 1.0),
         ("What are promise objects in R?", "2.1.8 Promise objects", 1.0),
         ("What does the pipefail option do?", "Pipefail", 1.0),
         ("How do start conditions work in flex?", "Start Conditions", 0.0),  # not a "What is X?"

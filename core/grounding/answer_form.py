@@ -66,8 +66,9 @@ def answer_forms(question: str, sentences: Sequence[str]) -> list[float]:
 
 def titled(question: str, headings: Sequence[str]) -> list[float]:
     """Per sentence, given the heading right above it ("" for none): 1.0 when ``question`` asks
-    "What is X?" and the heading is X: all its words are the question's ("3.6.6 Here Documents" for
-    "What is a here document in bash?"; not "3.6.7 Here Strings"), else 0.0.
+    "What is X?" and the heading is X: all its words are the question's and they are at least half
+    of them ("3.6.6 Here Documents" for "What is a here document in bash?"; not "3.6.7 Here
+    Strings", nor "1.1 What is Bash?", which names only where the question is asked), else 0.0.
 
     A manual's section opens by saying what its title is, often without naming it again ("This
     type of redirection instructs the shell to read input ..."), while the next section may open
@@ -82,9 +83,10 @@ def titled(question: str, headings: Sequence[str]) -> list[float]:
 
 
 def _names(heading: str, question_words: set[str]) -> bool:
-    """All of ``heading``'s words (section numbers aside) are among ``question_words``."""
+    """All of ``heading``'s words (section numbers aside) are among ``question_words``, and they
+    are at least half of those."""
     words = {w for w in content_words(heading) if any(ch.isalpha() for ch in w)}
-    return bool(words) and words <= question_words
+    return bool(words) and words <= question_words and 2 * len(words) >= len(question_words)
 
 
 def _defines(sentence: str, question_words: set[str]) -> bool:
