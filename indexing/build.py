@@ -26,7 +26,7 @@ from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
 from indexing.clean import CLEAN_VERSION
 from indexing.embed import TextEncoder, load_encoder, resolve_backend
-from indexing.pdf import NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
+from indexing.pdf import DEFAULT_EXTRACTOR, NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
 from indexing.records import Chunk, read_chunks
 from indexing.store import read_manifest, write_store
 
@@ -142,7 +142,7 @@ def build_folder(
     *,
     embedder: str | TextEncoder = DEFAULT_EMBEDDER,
     embed_backend: str = "torch",
-    extractor: str = "pypdfium2",
+    extractor: str = DEFAULT_EXTRACTOR,
     workers: int = 2,
     chunk_tokens: int = 200,
     chunk_overlap: int = 32,

@@ -26,6 +26,8 @@ from indexing.clean import clean_pages
 from indexing.records import Page
 
 EXTRACTORS = ("pypdf", "pypdfium2")
+# the default everywhere in indexing; core.config's `extractor` says why pypdfium2
+DEFAULT_EXTRACTOR = "pypdfium2"
 NORMALIZE_VERSION = 2  # bump when normalize_text changes: old chunks are then re-extracted
 MIN_TEXT_CHARS = 20  # fewer letters/digits than this in a whole file = no text layer
 
@@ -191,7 +193,7 @@ _READERS: dict[str, Callable[[Path], tuple[int, Callable[[int], str]]]] = {
 }
 
 
-def extract_file(path: str | Path, relpath: str, extractor: str = "pypdfium2") -> Extraction:
+def extract_file(path: str | Path, relpath: str, extractor: str = DEFAULT_EXTRACTOR) -> Extraction:
     """Pages of one PDF, or the reason it was skipped. Never raises for a bad file."""
     if extractor not in _READERS:
         raise ConfigError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -243,7 +245,7 @@ def _extract_quietly(path: str, relpath: str, extractor: str) -> Extraction:
 
 
 def extract_files(
-    files: Sequence[tuple[Path, str]], extractor: str = "pypdfium2", workers: int = 1
+    files: Sequence[tuple[Path, str]], extractor: str = DEFAULT_EXTRACTOR, workers: int = 1
 ) -> Iterator[Extraction]:
     """Extract ``(path, relpath)`` pairs, in ``workers`` processes; yields in completion order."""
     if workers <= 1 or len(files) <= 1:

@@ -188,6 +188,13 @@ def test_choices_are_the_implementations():
     assert {k: set(v) for k, v in CHOICES.items()} == {k: set(v) for k, v in implemented.items()}
 
 
+def test_indexing_defaults_are_the_settings_defaults():
+    # core cannot import indexing: the two defaults are written twice and must not drift apart
+    from indexing.pdf import DEFAULT_EXTRACTOR
+
+    assert Settings().extractor == DEFAULT_EXTRACTOR
+
+
 @pytest.mark.parametrize(
     ("sections", "expected"),
     [
