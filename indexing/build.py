@@ -25,7 +25,7 @@ from core.layout import IndexFiles
 from core.sources import DEFAULT_EMBEDDER, embedder_id
 from indexing.chunking import chunk_id, chunk_pages
 from indexing.clean import CLEAN_VERSION
-from indexing.embed import TextEncoder, load_encoder, resolve_backend
+from indexing.embed import EMBED_BATCH_SIZE, TextEncoder, load_encoder, resolve_backend
 from indexing.pdf import DEFAULT_EXTRACTOR, NORMALIZE_VERSION, extract_files, file_sha256, find_pdfs
 from indexing.records import Chunk, read_chunks
 from indexing.store import read_manifest, write_store
@@ -146,7 +146,7 @@ def build_folder(
     workers: int = 2,
     chunk_tokens: int = 200,
     chunk_overlap: int = 32,
-    batch_size: int = 64,
+    batch_size: int = EMBED_BATCH_SIZE,
     approx_threshold: int = 50_000,
     progress: bool = True,
     log: Callable[[str], None] | None = None,

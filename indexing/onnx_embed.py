@@ -27,6 +27,7 @@ import numpy as np
 from core.atomic import atomic_dir
 from core.errors import ConfigError, ModelError
 from core.sources import cache_root, embedder_id, embedder_path
+from indexing.embed import EMBED_BATCH_SIZE
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino-int8")  # the embed_backend setting
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -140,7 +141,11 @@ class OnnxEmbedder:
     """A :class:`~indexing.embed.TextEncoder` on onnxruntime (``int8``: quantized weights)."""
 
     def __init__(
-        self, name: str, int8: bool = True, batch_size: int = 32, cache_dir: str | Path | None = None
+        self,
+        name: str,
+        int8: bool = True,
+        batch_size: int = EMBED_BATCH_SIZE,
+        cache_dir: str | Path | None = None,
     ):
         from transformers import AutoTokenizer
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from core.atomic import atomic_dir
 from core.errors import ModelError
-from indexing.embed import OPENVINO_REQUIRES
+from indexing.embed import EMBED_BATCH_SIZE, OPENVINO_REQUIRES
 from indexing.onnx_embed import OnnxEmbedder, exported, model_inputs
 
 BACKEND = "openvino-int8"
@@ -64,7 +64,7 @@ def calibration_texts(path: Path | None = None) -> list[str]:
 class OpenVinoEmbedder(OnnxEmbedder):
     """A :class:`~indexing.embed.TextEncoder` on OpenVINO's CPU plugin, int8 through NNCF."""
 
-    def __init__(self, name: str, batch_size: int = 32, cache_dir: str | Path | None = None):
+    def __init__(self, name: str, batch_size: int = EMBED_BATCH_SIZE, cache_dir: str | Path | None = None):
         super().__init__(name, int8=True, batch_size=batch_size, cache_dir=cache_dir)
 
     def _backend_name(self, int8: bool) -> str:

@@ -190,9 +190,11 @@ def test_choices_are_the_implementations():
 
 def test_indexing_defaults_are_the_settings_defaults():
     # core cannot import indexing: the two defaults are written twice and must not drift apart
+    from indexing.embed import EMBED_BATCH_SIZE
     from indexing.pdf import DEFAULT_EXTRACTOR
 
     assert Settings().extractor == DEFAULT_EXTRACTOR
+    assert Settings().embed_batch_size == EMBED_BATCH_SIZE
 
 
 @pytest.mark.parametrize(
