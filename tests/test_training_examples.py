@@ -12,6 +12,7 @@ from core.grounding.evidence import MemoEmbed
 from core.grounding.prompt import ABSTAIN_TEXT, render_plain
 from indexing.records import Chunk
 from tests.assistant_support import FakeEmbedder
+from training.answers import QA
 from training.data import mix
 from training.examples import (
     N_SOURCES,
@@ -23,7 +24,6 @@ from training.examples import (
     render_example,
     target_text,
 )
-from training.questions import QA
 from training.sources_eval import answer_scores, describe_scores, full_sentences
 from training.trainer import PadCollator, item_mean_loss
 

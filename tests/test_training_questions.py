@@ -7,14 +7,9 @@ import pytest
 
 from indexing.outline import OutlineEntry
 from indexing.records import Chunk
-from training.questions import (
-    QA,
-    definition_questions,
-    on_topic,
-    outline_questions,
-    question_for_title,
-    verb_of_gerund,
-)
+from training.answers import QA
+from training.questions import definition_questions, on_topic, outline_questions
+from training.titles import question_for_title, verb_of_gerund
 
 NAMES = frozenset({"Bash"})
 

@@ -9,7 +9,7 @@ import pytest
 
 import training.sources as sources
 from indexing.records import Chunk
-from training.questions import QA
+from training.answers import QA
 
 CHUNK = Chunk("a.pdf:0", "a.pdf", 1, 1, "A pipeline is a sequence of commands.", 7, "body")
 QAS = [QA("definition", "What is a pipeline?", CHUNK.chunk_id, CHUNK.text)]

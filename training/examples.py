@@ -28,7 +28,7 @@ from core.grounding.evidence import Embed, Evidence, SourceText, candidates, sel
 from core.grounding.prompt import ABSTAIN_TEXT, Counter, Renderer, build_prompt, cited_quote, prompt_passages
 from core.grounding.sentences import content_words
 from indexing.records import Chunk
-from training.questions import QA
+from training.answers import QA
 
 N_SOURCES = 5  # passages per example: as many as the assistant retrieves by default
 # Training examples whose oracle is left out (target: the abstention sentence). 0.1, not 0.2: once

@@ -33,6 +33,7 @@ from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
 from indexing.records import Chunk
+from training.answers import QA
 from training.examples import (
     ABSTAIN_SHARE,
     HELD_OUT_ABSTAIN_SHARE,
@@ -44,7 +45,7 @@ from training.examples import (
     build_examples,
     completion_ids,
 )
-from training.questions import QA, definition_questions, outline_questions
+from training.questions import definition_questions, outline_questions
 
 EXAMPLES_VERSION = 6  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
