@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from assistant.support import check_support, code_spans
-from core.grounding.evidence import SourceText, best_score, complete, excerpts, select_evidence
+from core.grounding.evidence import (
+    SourceText,
+    best_score,
+    bullet_item,
+    candidates,
+    complete,
+    excerpts,
+    score_candidates,
+    select_evidence,
+)
 from core.grounding.sentences import Span, content_words, split_sentences
 from tests.assistant_support import FakeEmbedder
 
@@ -306,3 +315,55 @@ def test_rank_prior_does_not_beat_a_clearly_better_sentence() -> None:
     ev = select_evidence("How do I redirect standard error to a file?", sources, EMBED)
     assert ev[0].n == 5 and best_score(ev) == max(e.score for e in ev)
     assert best_score([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "quoted"),
+    [
+        # the item that names the question's words, whichever side of the bullet
+        (
+            "What does the pipefail option do?",
+            "The pipefail option makes a pipeline fail if any command fails. • Bash has the time word.",
+            "The pipefail option makes a pipeline fail if any command fails.",
+        ),
+        (
+            "How do I make a variable available to child processes?",
+            "arithmetic expansion (see page 98). • Variables in the environment are exported to child "
+            "processes.",
+            "Variables in the environment are exported to child processes.",
+        ),
+        # three items: the middle one
+        (
+            "What is a trap?",
+            "One thing. • A trap runs a command on a signal. • Another thing.",
+            "A trap runs a command on a signal.",
+        ),
+        # a tie goes to the first item
+        ("What is a job?", "A job is one thing. • A job is another.", "A job is one thing."),
+        # no item holds a question word: the sentence stays whole
+        ("What is quux?", "Alpha beta gamma. • Delta epsilon.", "Alpha beta gamma. • Delta epsilon."),
+        # a bullet that follows no sentence end is part of the text, and so is a sentence without one
+        ("What is a set?", "Use set • with care.", "Use set • with care."),
+        ("What is a set?", "A set holds values.", "A set holds values."),
+    ],
+)
+def test_bullet_item_quotes_the_list_item_that_answers(question: str, sentence: str, quoted: str) -> None:
+    span = Span(7, 7 + len(sentence), sentence)
+    item = bullet_item(span, question)
+    text = "prefix " + sentence
+    assert item.text == quoted and text[item.start : item.end] == quoted  # still verbatim, in place
+
+
+def test_a_quote_stops_at_the_next_bullet_but_the_sentence_is_scored_whole() -> None:
+    text = (
+        "The pipefail option makes a pipeline return a failure status if any command fails. • Bash has "
+        "the time reserved word and command timing."
+    )
+    sources = [SourceText(1, "bash.pdf", [174], text)]
+    ev = select_evidence("What does the pipefail option do?", sources, EMBED)
+    assert ev[0].text == text.split(" • ")[0] and text[ev[0].start : ev[0].end] == ev[0].text
+    cands = candidates(sources)
+    assert len(cands) == 1  # the bullet splits no sentence: it is scored whole, and only its quote is cut
+    assert ev[0].score == pytest.approx(
+        float(score_candidates("What does the pipefail option do?", cands, EMBED)[0])
+    )

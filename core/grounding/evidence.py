@@ -255,9 +255,31 @@ def select_evidence(
         if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
             continue  # said already by a chosen quote (overlapping chunks repeat sentences)
         a, b = complete(c.sentences, c.i, c.headings)
-        chosen.append(_quote(c, a, b, score))
+        chosen.append(_quote(c, a, b, score, bullet_item(c.sentences[c.i], question)))
         units.append((c.source.n, a, b))
     return chosen
+
+
+# A bullet that follows a sentence end: extracted lists run on as one "sentence" ("... fails. • Bash
+# has the time reserved word ..."). The splitter does not break there: doing so changed which
+# sentences scored, and the dev lead F1 went 0.242 -> 0.237 ("What does set -e do?" 0.33 -> 0.04).
+_BULLET = re.compile(r"(?<=[.!?;])[\"')\]]*\s+•\s*")
+
+
+def bullet_item(sentence: Span, question: str) -> Span:
+    """The list item of ``sentence`` that holds the most question words; the whole sentence when it
+    has no bullet after a sentence end or no item holds one. Cuts only the quote: the sentence was
+    scored and chosen whole."""
+    text, marks = sentence.text, list(_BULLET.finditer(sentence.text))
+    if not marks:
+        return sentence
+    starts, stops = [0, *(m.end() for m in marks)], [*(m.start() for m in marks), len(text)]
+    at = sentence.start
+    items = [Span(at + a, at + b, text[a:b]) for a, b in zip(starts, stops, strict=True)]
+    terms = set(content_words(question))
+    overlap = [term_overlap(terms, item.text) for item in items]
+    best = max(range(len(items)), key=lambda k: (overlap[k], -k))
+    return items[best] if overlap[best] > 0 else sentence
 
 
 def best_score(evidence: Sequence[Evidence]) -> float:
@@ -265,9 +287,13 @@ def best_score(evidence: Sequence[Evidence]) -> float:
     return max((e.score for e in evidence), default=0.0)
 
 
-def _quote(c: _Candidate, a: int, b: int, score: float) -> Evidence:
-    """Sentences [a, b) of ``c``'s passage, verbatim, as one evidence item."""
+def _quote(c: _Candidate, a: int, b: int, score: float, item: Span | None = None) -> Evidence:
+    """Sentences [a, b) of ``c``'s passage, verbatim, as one evidence item; where the chosen
+    sentence opens or closes the unit, only its list ``item`` of it (:func:`bullet_item`)."""
     start, end = c.sentences[a].start, c.sentences[b - 1].end
+    if item is not None:
+        start = item.start if a == c.i else start
+        end = item.end if b - 1 == c.i else end
     src = c.source
     return Evidence(src.n, src.file, list(src.pages), src.text[start:end], score, start, end)
 
