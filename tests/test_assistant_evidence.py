@@ -54,6 +54,14 @@ SOURCES = [
         # a line break ends a sentence in book text: chunks keep one only after headings and paragraphs
         ("8.3 on.exit\nA function can call it. Then", ["8.3 on.exit", "A function can call it.", "Then"]),
         ("First para ends here\n\nsecond one", ["First para ends here", "second one"]),
+        # " … " marks a gap between two places of a page: no sentence runs across it
+        (
+            "we set p[j] = i. … way to think of it is this.",
+            ["we set p[j] = i.", "way to think of it is this."],
+        ),
+        ("… middle part … end", ["middle part", "end"]),
+        ("One gap … … two markers", ["One gap", "two markers"]),
+        ("x1, x2, …, xn are read.", ["x1, x2, …, xn are read."]),  # an ellipsis inside a list stays
     ],
 )
 def test_split_sentences(text: str, expected: list[str]) -> None:
@@ -67,6 +75,7 @@ def test_split_sentences(text: str, expected: list[str]) -> None:
     [
         ("Redirect it like this:\n- use 2>\n- or &>", ["Redirect it like this:\n- use 2>\n- or &>"]),
         ("One. Two\nthree. Four.", ["One.", "Two\nthree.", "Four."]),
+        ("Quoted here. … and there.", ["Quoted here.", "and there."]),  # a gap ends one in answers too
     ],
 )
 def test_answers_are_not_cut_at_line_breaks(text: str, expected: list[str]) -> None:
@@ -109,6 +118,20 @@ def test_complete_pulls_in_the_neighbour_a_sentence_needs(sentences, i, expected
         spans.append(Span(at, at + len(text), text))
         at += len(text) + 1
     assert complete(spans, i) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentences", "i"),
+    [
+        (["Use 2> to redirect stderr:", "cmd 2> file"], 0),  # ":" would pull the next one in
+        (["Use 2> to redirect stderr.", "This works for any descriptor."], 1),  # "This" the previous one
+    ],
+)
+def test_complete_never_crosses_a_gap(sentences: list[str], i: int) -> None:
+    text = " … ".join(sentences)
+    spans = split_sentences(text)
+    assert [s.text for s in spans] == sentences
+    assert complete(spans, i, gaps={0}) == (i, i + 1)
 
 
 def test_select_evidence_picks_the_answering_sentence_first() -> None:
@@ -367,3 +390,16 @@ def test_a_quote_stops_at_the_next_bullet_but_the_sentence_is_scored_whole() -> 
     assert ev[0].score == pytest.approx(
         float(score_candidates("What does the pipefail option do?", cands, EMBED)[0])
     )
+
+
+def test_a_quote_never_spans_the_gap_between_two_merged_chunks() -> None:
+    # retrieval joins two chunks of one page that are not neighbours with " … "
+    text = (
+        "When a new vertex is added to the queue, we set its parent. … way to think of depth-first search is "
+        "that it uses a stack instead of a queue."
+    )
+    ev = select_evidence(
+        "How does depth-first search use a stack?", [SourceText(1, "ods.pdf", [9], text)], EMBED
+    )
+    assert ev and all("…" not in e.text for e in ev)
+    assert ev[0].text == "way to think of depth-first search is that it uses a stack instead of a queue."

@@ -95,11 +95,16 @@ class _Candidate:
     sentences: list[Span]  # all sentences of the passage
     i: int  # this sentence's index in ``sentences``
     headings: frozenset[int] = frozenset()  # indices of the passage's headings in ``sentences``
+    gaps: frozenset[int] = frozenset()  # k: a gap " … " lies between sentences k and k + 1
 
     @property
     def heading(self) -> str:
         """The heading right above this sentence; "" when another sentence is."""
         return self.sentences[self.i - 1].text if self.i - 1 in self.headings else ""
+
+    def next_to(self, a: int, b: int) -> bool:
+        """This sentence is right before or after sentences [a, b), with no gap between."""
+        return (self.i == a - 1 and self.i not in self.gaps) or (self.i == b and b - 1 not in self.gaps)
 
     @property
     def scored(self) -> str:
@@ -152,11 +157,12 @@ def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
             continue
         spans = split_sentences(src.text)
         headings = frozenset(k for k in range(len(spans)) if is_heading(src.text, spans, k))
+        gaps = gaps_between(src.text, spans)
         for i, span in enumerate(spans):
             if i in headings:
                 continue
             if len(span.text.split()) >= MIN_WORDS and not _FURNITURE.search(span.text):
-                out.append(_Candidate(src, spans, i, headings))
+                out.append(_Candidate(src, spans, i, headings, gaps))
     return out
 
 
@@ -186,7 +192,15 @@ def score_candidates(
     return (1 - overlap_weight) * cosine + overlap_weight * overlap
 
 
-def complete(sentences: Sequence[Span], i: int, headings: Collection[int] = ()) -> tuple[int, int]:
+def gaps_between(text: str, spans: Sequence[Span]) -> frozenset[int]:
+    """k where a gap marker " … " lies between sentences k and k + 1 of ``text``: retrieval joins two
+    chunks of a page that are not neighbours with one, and the text either side is apart."""
+    return frozenset(k for k in range(len(spans) - 1) if "…" in text[spans[k].end : spans[k + 1].start])
+
+
+def complete(
+    sentences: Sequence[Span], i: int, headings: Collection[int] = (), gaps: Collection[int] = ()
+) -> tuple[int, int]:
     """Indices [a, b) of sentence ``i`` plus the neighbours it needs to be read alone; never a
     heading (index in ``headings``): "It" under "3.2.3 Saving a Core Image" refers to its topic,
     and quoting the heading would glue it back onto the answer."""
@@ -195,10 +209,15 @@ def complete(sentences: Sequence[Span], i: int, headings: Collection[int] = ()) 
     def words(lo: int, hi: int) -> int:
         return sum(len(s.text.split()) for s in sentences[lo:hi])
 
-    back = a > 0 and a - 1 not in headings and _REFERS_BACK.match(sentences[a].text)
+    back = a > 0 and a - 1 not in headings and a - 1 not in gaps and _REFERS_BACK.match(sentences[a].text)
     if back and words(a - 1, b) <= MAX_UNIT_WORDS:
         a -= 1
-    while b < len(sentences) and b not in headings and sentences[b - 1].text.rstrip().endswith(":"):
+    while (
+        b < len(sentences)
+        and b not in headings
+        and b - 1 not in gaps
+        and sentences[b - 1].text.rstrip().endswith(":")
+    ):
         if words(a, b + 1) > MAX_UNIT_WORDS:
             break
         b += 1
@@ -245,7 +264,7 @@ def select_evidence(
         mine = [k for k, (n, _, _) in enumerate(units) if n == c.source.n]
         if any(units[k][1] <= c.i < units[k][2] for k in mine):
             continue
-        beside = next((k for k in mine if c.i in (units[k][1] - 1, units[k][2])), None)
+        beside = next((k for k in mine if c.next_to(units[k][1], units[k][2])), None)
         if beside is not None:  # right next to a chosen quote: it continues that quote
             a, b = min(units[beside][1], c.i), max(units[beside][2], c.i + 1)
             if sum(len(s.text.split()) for s in c.sentences[a:b]) <= MAX_UNIT_WORDS:
@@ -254,7 +273,7 @@ def select_evidence(
         words = set(content_words(c.sentences[c.i].text))
         if any(len(words & set(content_words(e.text))) >= 0.7 * max(1, len(words)) for e in chosen):
             continue  # said already by a chosen quote (overlapping chunks repeat sentences)
-        a, b = complete(c.sentences, c.i, c.headings)
+        a, b = complete(c.sentences, c.i, c.headings, c.gaps)
         chosen.append(_quote(c, a, b, score, bullet_item(c.sentences[c.i], question)))
         units.append((c.source.n, a, b))
     return chosen

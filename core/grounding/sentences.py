@@ -51,16 +51,23 @@ def last_sentence_end(text: str) -> int | None:
     return ends[-1] if ends else None
 
 
+# " … " marks a gap: retrieval joins two chunks of one page that are not neighbours with it
+# (assistant.retrieve.merge_chunks), and excerpts mark left-out sentences with it. The text either
+# side is apart, so no sentence runs across it: "we set p[j] = i. … way to think of depth-first-search
+# is ..." was quoted as one.
+_GAP = re.compile(r"(?:^|\s)…(?:\s+…)*(?:\s|$)", re.M)
+
+
 def split_sentences(text: str, max_words: int = MAX_WORDS, break_lines: bool = True) -> list[Span]:
     """Sentence spans of ``text``, in order, whitespace trimmed; long runs cut at clauses.
 
     With ``break_lines`` (book text) a line break always ends a sentence: chunk texts keep one only
     where a paragraph or a heading ends (``indexing.chunking``), and a heading has no full stop to end
     it ("8.3 on.exit\nA function ..."). Answers are cut without it: a model's line breaks set out
-    lists and code, whose sentence is the one that introduces them."""
+    lists and code, whose sentence is the one that introduces them. A gap marker " … " ends a
+    sentence in both, and belongs to neither side."""
     spans: list[Span] = []
-    for line in re.finditer(r"[^\n]+" if break_lines else r"(?s).+", text):
-        start, stop = line.start(), line.end()
+    for start, stop in _pieces(text, break_lines):
         for m in _END.finditer(text, start, stop):
             if _ABBREV.search(text[max(start, m.start() - 8) : m.start()]):
                 continue
@@ -68,6 +75,19 @@ def split_sentences(text: str, max_words: int = MAX_WORDS, break_lines: bool = T
             start = m.end()
         spans.extend(_cut_long(text, start, stop, max_words))
     return [s for s in spans if s.text]
+
+
+def _pieces(text: str, break_lines: bool) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of ``text`` that no sentence crosses: lines (``break_lines``),
+    then the stretches between gap markers."""
+    out = []
+    for line in re.finditer(r"[^\n]+" if break_lines else r"(?s).+", text):
+        start = line.start()
+        for gap in _GAP.finditer(text, line.start(), line.end()):
+            out.append((start, gap.start()))
+            start = gap.end()
+        out.append((start, line.end()))
+    return out
 
 
 def _cut_long(text: str, start: int, end: int, max_words: int) -> list[Span]:
