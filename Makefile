@@ -88,7 +88,7 @@ eval: $(STAMP) ## retrieval, held-out perplexity and answers, answer F1 and late
 	$(PY) -m benchmarks.evaluate --questions $(QUESTIONS) --index $(INDEX) --model $(MODEL) --limit $(LIMIT) \
 	  --baseline-limit $(BASELINE_LIMIT) --also-model "raw-text fine-tune=$(RAW_MODEL)"
 
-bench-index: $(STAMP) ## extraction pages/s, embedding chunks/s, full vs no-op rebuild
+bench-index: $(STAMP) ## extraction pages/s, embedding chunks/s (per backend, batch 8 vs 64), full vs no-op rebuild
 	$(PY) -m benchmarks.bench_index --corpus $(CORPUS)
 
 bench-train: $(STAMP) ## useful tokens/s: packed blocks vs the guide's padding to 512

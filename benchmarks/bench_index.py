@@ -1,5 +1,6 @@
 """Indexing benchmark: extraction pages/s per extractor, embedding chunks/s per embed backend
-(torch, torch fp32, onnx, onnx-int8, openvino-int8) with each one's cosine to torch, full build vs
+(torch, torch fp32, onnx, onnx-int8, openvino-int8) with each one's cosine to torch, the settings'
+backend at its embed_batch_size against 64 (``ratio chunks/s batch 8/64``), full build vs
 no-op rebuild, full builds on the settings' backend and on torch in the same run (``ratio full
 build openvino-int8/torch``), and HNSW recall@10 against the exact flat index.
 
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         # the corpus rather than the first file's opening pages
         body = [c.text for c in bench_chunk(pages, s) if c.kind == "body"]
         encoders = bench_backends(s, body[:: max(1, len(body) // args.embed_sample)][: args.embed_sample])
+        from indexing.embed import resolve_backend
+
+        main_backend = resolve_backend(s.embed_backend, s.embedder)
+        other = 64 if s.embed_batch_size != 64 else 8  # 64 was the default before 2026-12-02
+        sample = body[:: max(1, len(body) // (2 * args.embed_sample))][: 2 * args.embed_sample]
+        bench_batch_sizes(encoders[main_backend], main_backend, sample, (s.embed_batch_size, other))
         full_s, noop_s, base = bench_builds(root, s, encoders)
         sizes = [int(x) for x in args.recall_sizes.split(",") if x.strip()]
         if sizes:
@@ -181,6 +188,28 @@ def bench_backends(s: Any, texts: list[str]) -> dict[str, Any]:
             f"        {label}: cosine to torch min {cosine.min():.4f}, mean {cosine.mean():.4f} ({dt:.1f} s)"
         )
     return encoders
+
+
+def bench_batch_sizes(
+    encoder: Any, label: str, texts: list[str], sizes: tuple[int, int], rounds: int = 2
+) -> None:
+    """chunks/s of one encoder at two batch sizes (the setting's and 64), alternating ``rounds``
+    times so both see the same machine state; the median of each is printed with their ratio."""
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    kept = encoder.batch_size
+    try:
+        for _ in range(rounds):
+            for n in sizes:
+                encoder.batch_size = n
+                t0 = time.perf_counter()
+                encoder.encode(texts)
+                times[n].append(time.perf_counter() - t0)
+    finally:
+        encoder.batch_size = kept
+    rate = {n: len(texts) / float(np.median(t)) for n, t in times.items()}
+    a, b = sizes
+    print(f"embed   {label} batch {a} / {b}: {rate[a]:.1f} / {rate[b]:.1f} chunks/s ({len(texts)} chunks)")
+    print(f"ratio chunks/s batch {a}/{b}: {rate[a] / rate[b]:.2f}")
 
 
 def bench_builds(root: Path, s: Any, encoders: dict[str, Any]) -> tuple[float, float, np.ndarray]:

@@ -31,3 +31,25 @@ def test_copies_come_from_real_rows_only(zero_share: float) -> None:
     nearest = np.maximum(vecs @ a, vecs @ b)
     assert nearest.min() > 0.4
     assert 0.6 < np.median(nearest) < 0.8
+
+
+def test_batch_sizes_alternate_and_the_encoders_own_size_is_restored(capsys) -> None:
+    from benchmarks.bench_index import bench_batch_sizes
+
+    class Fake:
+        batch_size = 8
+
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            self.seen.append(self.batch_size)
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    fake = Fake()
+    bench_batch_sizes(fake, "fake", ["a chunk"] * 16, (8, 64), rounds=2)
+    assert fake.seen == [8, 64, 8, 64] and fake.batch_size == 8
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("embed   fake batch 8 / 64: ") and out[1].startswith(
+        "ratio chunks/s batch 8/64: "
+    )
