@@ -403,3 +403,11 @@ def test_a_quote_never_spans_the_gap_between_two_merged_chunks() -> None:
     )
     assert ev and all("…" not in e.text for e in ev)
     assert ev[0].text == "way to think of depth-first search is that it uses a stack instead of a queue."
+
+
+def test_excerpts_keep_the_gap_between_two_merged_chunks() -> None:
+    # the two sentences are neighbours in the passage but apart in the book: the marker stays
+    text = "We set the parent of each new vertex here. … Depth-first search uses a stack instead of a queue."
+    src = SourceText(1, "ods.pdf", [9], text)
+    ev = select_evidence("How does depth-first search use a stack?", [src], EMBED)
+    assert excerpts([src], ev[:1]) == {1: text}

@@ -325,6 +325,7 @@ def excerpts(sources: Sequence[SourceText], evidence: Sequence[Evidence], contex
     for n in sorted({e.n for e in evidence}):
         src = by_n[n]
         spans = split_sentences(src.text)
+        gaps = gaps_between(src.text, spans)
         keep: set[int] = set()
         for e in evidence:
             if e.n != n:
@@ -335,7 +336,7 @@ def excerpts(sources: Sequence[SourceText], evidence: Sequence[Evidence], contex
                 keep.update(range(lo, hi))
         parts, prev = [], None
         for k in sorted(keep):
-            if prev is not None and k != prev + 1:
+            if prev is not None and (k != prev + 1 or prev in gaps):  # left out here, or apart in the book
                 parts.append("…")
             parts.append(spans[k].text)
             prev = k
