@@ -53,6 +53,7 @@ def test_the_key_follows_the_request(change: dict) -> None:
         ("RETRIEVED", 10),
         ("RANK_PRIOR", 0.05),  # the evidence order picks what a target quotes
         ("FORM_PRIOR", 0.2),
+        ("TITLE_PRIOR", 0.3),
         ("EXAMPLES_VERSION", 999),
         ("format_passage", lambda n, p: f"[{n}] {p.text}"),  # another source layout
         ("TRAINED_INSTRUCTIONS", "Answer from the sources."),  # in every prompt

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_json
-from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, MemoEmbed
+from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, TITLE_PRIOR, MemoEmbed
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
     TRAINED_INSTRUCTIONS,
@@ -154,6 +154,7 @@ class Request:
                 # the evidence order picks the sentences a target quotes
                 "rank_prior": RANK_PRIOR,
                 "form_prior": FORM_PRIOR,
+                "title_prior": TITLE_PRIOR,
             },
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
