@@ -361,6 +361,13 @@ def test_rank_prior_does_not_beat_a_clearly_better_sentence() -> None:
             "One thing. • A trap runs a command on a signal. • Another thing.",
             "A trap runs a command on a signal.",
         ),
+        # a fragment (the tail of a sentence the passage cut) is never the quote, however many
+        # question words it holds
+        (
+            "What does the export builtin do in bash?",
+            "[Bash Builtins], page 55). • The Bash exec builtin takes options for the environment.",
+            "The Bash exec builtin takes options for the environment.",
+        ),
         # a tie goes to the first item
         ("What is a job?", "A job is one thing. • A job is another.", "A job is one thing."),
         # no item holds a question word: the sentence stays whole

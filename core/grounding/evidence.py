@@ -288,7 +288,9 @@ _BULLET = re.compile(r"(?<=[.!?;])[\"')\]]*\s+•\s*")
 def bullet_item(sentence: Span, question: str) -> Span:
     """The list item of ``sentence`` that holds the most question words; the whole sentence when it
     has no bullet after a sentence end or no item holds one. Cuts only the quote: the sentence was
-    scored and chosen whole."""
+    scored and chosen whole. An item of fewer than MIN_WORDS words is a fragment, never the quote:
+    a passage that starts mid-sentence opens with the tail of one ("[Bash Builtins], page 55). •
+    The Bash exec builtin ...")."""
     text, marks = sentence.text, list(_BULLET.finditer(sentence.text))
     if not marks:
         return sentence
@@ -296,7 +298,7 @@ def bullet_item(sentence: Span, question: str) -> Span:
     at = sentence.start
     items = [Span(at + a, at + b, text[a:b]) for a, b in zip(starts, stops, strict=True)]
     terms = set(content_words(question))
-    overlap = [term_overlap(terms, item.text) for item in items]
+    overlap = [term_overlap(terms, it.text) if len(it.text.split()) >= MIN_WORDS else 0.0 for it in items]
     best = max(range(len(items)), key=lambda k: (overlap[k], -k))
     return items[best] if overlap[best] > 0 else sentence
 
