@@ -219,7 +219,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         else:
             for h, row in zip(hits, rows, strict=True):
                 pages = ", ".join(map(str, row["pages"]))
-                print(f"[{h.rank}] {row['file']} p. {pages}  score {row['score']:.4f}")
+                section = f"  § {h.chunk.section}" if h.chunk.section else ""
+                print(f"[{h.rank}] {row['file']} p. {pages}{section}  score {row['score']:.4f}")
                 print(f"    {h.chunk.text[:300]}{'…' if len(h.chunk.text) > 300 else ''}\n")
     return 0
 

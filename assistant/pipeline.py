@@ -496,7 +496,15 @@ def _source_texts(hits: Sequence[Hit]) -> list[SourceText]:
 
 def _source(n: int, hit: Hit, text: str) -> Source:
     c = hit.chunk
-    return Source(n=n, file=c.file, pages=c.pages, score=float(hit.score), text=text, chunk_id=c.chunk_id)
+    return Source(
+        n=n,
+        file=c.file,
+        pages=c.pages,
+        score=float(hit.score),
+        text=text,
+        chunk_id=c.chunk_id,
+        section=c.section,
+    )
 
 
 def _as_prompted(sources: list[Source], prompt: Prompt) -> list[Source]:

@@ -22,6 +22,7 @@ class Source:
     score: float  # retrieval score (cosine for dense, reciprocal-rank sum for hybrid)
     text: str  # the text as shown to the model (merged neighbours, last one maybe cut)
     chunk_id: str  # "id" or "id1+id2" for merged neighbouring chunks
+    section: str = ""  # the section heading the passage starts under ("4.1 Bourne Shell Builtins")
 
     @property
     def label(self) -> str:

@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 
+from indexing.clean import is_heading_paragraph
 from indexing.records import Chunk, Page
 
 CountTokens = Callable[[list[str]], list[int]]  # texts -> word-pieces of each (no special tokens)
@@ -35,6 +36,7 @@ class _Unit:
     para_start: bool  # first sentence of a paragraph or page
     kind: str = "body"  # the page's kind (indexing.clean)
     new_line: bool = False  # first sentence of a paragraph that is not the page's first
+    section: str = ""  # the numbered heading in force here (the unit itself when it is one)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -71,22 +73,25 @@ def _split_long(unit: _Unit, count: CountTokens, limit: int) -> list[_Unit]:
         cur_n += n
     if cur:
         pieces.append(_Unit(" ".join(cur), unit.page, cur_n, False))
-    pieces = [dataclasses.replace(p, kind=unit.kind) for p in pieces]
+    pieces = [dataclasses.replace(p, kind=unit.kind, section=unit.section) for p in pieces]
     if pieces:
         pieces[0] = dataclasses.replace(pieces[0], para_start=unit.para_start, new_line=unit.new_line)
     return pieces
 
 
 def _units(pages: Sequence[Page], count: CountTokens, limit: int) -> list[_Unit]:
-    raw: list[tuple[str, int, bool, str, bool]] = []
+    raw: list[tuple[str, int, bool, str, bool, str]] = []
+    section = ""
     for page in pages:
         for p, paragraph in enumerate(page.text.split("\n\n")):
+            if page.kind == "body" and is_heading_paragraph(paragraph):
+                section = " ".join(paragraph.split())
             for i, sentence in enumerate(split_sentences(paragraph)):
-                raw.append((sentence, page.page, i == 0, page.kind, i == 0 and p > 0))
+                raw.append((sentence, page.page, i == 0, page.kind, i == 0 and p > 0, section))
     counts = count([r[0] for r in raw]) if raw else []
     units: list[_Unit] = []
-    for (text, page, para_start, kind, new_line), n in zip(raw, counts, strict=True):
-        unit = _Unit(text, page, n, para_start, kind, new_line)
+    for (text, page, para_start, kind, new_line, section), n in zip(raw, counts, strict=True):
+        unit = _Unit(text, page, n, para_start, kind, new_line, section)
         units.extend(_split_long(unit, count, limit) if n > limit else [unit])
     return units
 
@@ -114,7 +119,8 @@ def _tail(units: list[_Unit], budget: int, count: CountTokens) -> list[_Unit]:
         keep, total = keep + 1, total + n
     if keep == 0:
         return []
-    return [_Unit(" ".join(words[-keep:]), units[-1].page, total, False, units[-1].kind)]
+    last = units[-1]
+    return [_Unit(" ".join(words[-keep:]), last.page, total, False, last.kind, section=last.section)]
 
 
 def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, overlap: int) -> list[Chunk]:
@@ -166,7 +172,9 @@ def chunk_pages(pages: Sequence[Page], count: CountTokens, chunk_tokens: int, ov
     file = pages[0].file
     for group, text, n in zip(groups, texts, count(texts), strict=True):
         for piece, piece_n in _fit(text, n, count, chunk_tokens):
-            chunks.append(Chunk("", file, group[0].page, group[-1].page, piece, piece_n, group[-1].kind))
+            kind = group[-1].kind
+            section = group[0].section if kind == "body" else ""
+            chunks.append(Chunk("", file, group[0].page, group[-1].page, piece, piece_n, kind, section))
     return [dataclasses.replace(c, chunk_id=chunk_id(file, i, c.text)) for i, c in enumerate(chunks)]
 
 

@@ -23,7 +23,8 @@ the back half of the file). Everything else is ``body``.
 On body pages, numbered section headings ("8.3 on.exit", "3.2.3 Saving a Core Image") get a
 blank line either side: text extraction collapses line breaks, and without a break the heading
 reads as the first words of the section's opening sentence ("8.3 on.exit A function can insert
-a call ..."), which is then quoted as the answer's lead.
+a call ..."), which is then quoted as the answer's lead. So does a definition list's synopsis
+("shift [n]", under which the builtin is described), whose term line above it is dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 
 from core.grounding.sentences import HEADING_WORDS
 
-CLEAN_VERSION = 2  # bump when these rules change: indexes built before are then rebuilt
+CLEAN_VERSION = 3  # bump when these rules change: indexes built before are then rebuilt
 KINDS = ("body", "contents", "index")
 
 REPEAT_SHARE = 0.3  # masked line at the same end of this share of pages = running title
@@ -69,6 +70,15 @@ _HEADING = re.compile(
     r"\s+[A-Za-z‘'\"`]"
 )
 HEADING_MAX_WORDS_WRAPPED = 6  # ... and at most this many when the next line goes on in lower case
+# A manual's definition list (Texinfo's @deffn / @item, as GNU manuals print builtins and commands):
+# the term alone on a line, then its synopsis lines, which start with the term, then the description
+# ("shift" / "shift [n]" / "Shift the positional parameters ..."). Extraction joins the three into
+# "... by . or source. shift shift [n] Shift the positional ...", one sentence with the entry
+# before. The term is one word (2+ characters: "h" / "h + 2" is a figure's label); a wrapped
+# synopsis goes on with "[" or "-"; the description opens with a capitalised word.
+_TERM = re.compile(r"^[A-Za-z_][\w-]{1,39}$")
+_SYNOPSIS_GOES_ON = ("[", "-")
+_DESCRIPTION = re.compile(r"^(?:A|[A-Z][a-z]+)\b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,9 +228,41 @@ def is_heading(line: str, previous: str | None, following: str | None) -> bool:
     return not wrapped and line[m.end() - 1].isupper()  # the title's first letter
 
 
+def definition_entries(lines: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(term, first synopsis, end of synopsis) line indices of each definition-list entry in
+    ``lines`` (blank lines skipped over): "shift" / "shift [n]" / "Shift the positional ..."."""
+    text = [(i, line.strip()) for i, line in enumerate(lines) if line.strip()]
+    out = []
+    for k, (i, term) in enumerate(text):
+        if not _TERM.match(term):
+            continue
+        j = k + 1
+        while j < len(text) and (
+            text[j][1].startswith(term + " ") or (j > k + 1 and text[j][1].startswith(_SYNOPSIS_GOES_ON))
+        ):
+            j += 1
+        if j > k + 1 and j < len(text) and _DESCRIPTION.match(text[j][1]):
+            out.append((i, text[k + 1][0], text[j - 1][0] + 1))
+    return out
+
+
+def is_heading_paragraph(text: str) -> bool:
+    """Whether a paragraph of a cleaned body page is one of the numbered headings that
+    :func:`mark_headings` set off (read again where only the paragraphs are left: chunking)."""
+    text = " ".join(text.split())
+    if not text or _HEADING.match(text) is None:
+        return False
+    return len(text.split()) <= HEADING_WORDS and text[-1] not in ".,;:"
+
+
 def mark_headings(lines: Sequence[str]) -> list[str]:
-    """``lines`` with a blank line before and after each heading (paragraph breaks survive the
-    whitespace collapse of normalisation; the lines themselves are unchanged)."""
+    """``lines`` with a blank line before and after each heading, and around each definition
+    entry's synopsis, whose term line is dropped: the synopsis starts with the term (paragraph
+    breaks survive the whitespace collapse of normalisation; the other lines are unchanged)."""
+    entries = definition_entries(lines)
+    terms = {term for term, _, _ in entries}
+    before = {start for _, start, _ in entries}
+    after = {end - 1 for _, _, end in entries}
     text = [(i, line) for i, line in enumerate(lines) if line.strip()]
     heads: set[int] = set()
     for k, (i, line) in enumerate(text):
@@ -232,7 +274,9 @@ def mark_headings(lines: Sequence[str]) -> list[str]:
             heads.add(i)
     out: list[str] = []
     for i, line in enumerate(lines):
-        out += ["", line, ""] if i in heads else [line]
+        if i in terms:
+            continue
+        out += ["", line, ""] if i in heads else [""] * (i in before) + [line] + [""] * (i in after)
     return out
 
 

@@ -34,6 +34,16 @@ class Chunk:
     # "body", "contents" or "index": contents/index chunks stay searchable but rank lower and are
     # not evidence or training text. Last, with a default, so chunks.jsonl from before still reads.
     kind: str = "body"
+    # the numbered section heading in force where the chunk starts ("4.1 Bourne Shell Builtins"),
+    # "" before the file's first one: the chunk is embedded under it (indexing.build.embed_body)
+    section: str = ""
+
+    @property
+    def headed_text(self) -> str:
+        """The text under its section heading, as search reads it (indexing.build.embed_texts)."""
+        if self.section and not self.text.startswith(self.section):
+            return f"{self.section}\n{self.text}"
+        return self.text
 
     @property
     def pages(self) -> list[int]:
@@ -53,6 +63,7 @@ class Hit:
             "score": round(float(self.score), 6),
             "text": self.chunk.text,
             "chunk_id": self.chunk.chunk_id,
+            "section": self.chunk.section,
         }
 
 

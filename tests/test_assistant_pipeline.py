@@ -289,7 +289,7 @@ def test_cli_search_queries_json(index_dir: Path, tmp_path: Path, capsys, monkey
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(ln) for ln in lines)
-    assert set(first[0]) == {"file", "pages", "score", "text"}
+    assert set(first[0]) == {"file", "pages", "score", "text", "section"}
     assert first[0]["file"] == "bash.pdf" and second[0]["file"] == "r.pdf"
 
 

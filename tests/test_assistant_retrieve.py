@@ -161,3 +161,15 @@ def test_mismatched_embedder_refused(tmp_path) -> None:
         Retriever.load(index, embedder="all-MiniLM-L6-v2", encoder=FakeEmbedder())
     with pytest.raises(StoreError):
         Retriever.load(tmp_path / "missing", encoder=FakeEmbedder())
+
+
+def test_bm25_reads_a_chunk_under_its_section() -> None:
+    """A builtin's entry never says "builtin"; its section heading does."""
+    chunks = [
+        Chunk("a", "bash.pdf", 58, 58, "shift [n]\nShift the positional parameters to the left by n.", 12,
+              section="4.1 Bourne Shell Builtins"),
+        Chunk("b", "bash.pdf", 20, 20, "Positional parameters are assigned from the shell's arguments.", 9),
+    ]  # fmt: skip
+    hits = Retriever(chunks, mode="bm25").search("shift builtin", k=2)
+    assert hits[0].chunk.chunk_id == "a" and hits[0].chunk.section == "4.1 Bourne Shell Builtins"
+    assert Retriever(chunks, mode="bm25").search("Bourne builtins", k=1)[0].chunk.chunk_id == "a"

@@ -76,7 +76,7 @@ def test_build_load_and_search(corpus: Path, tmp_path: Path) -> None:
     hits = search(store, emb, "zygomorphic bytecode quokka compiler", k=3)
     assert hits[0].chunk.file == "lisp.pdf" and 3 in hits[0].chunk.pages
     assert "quokka" in hits[0].chunk.text
-    assert hits[0].as_json().keys() == {"file", "pages", "score", "text", "chunk_id"}
+    assert hits[0].as_json().keys() == {"file", "pages", "score", "text", "chunk_id", "section"}
     assert len(chunks_sha256(index)) == 64
 
 
@@ -313,3 +313,30 @@ def test_only_body_chunks_are_embedded(kinds: list[str]) -> None:
     assert emb.encoded == [c.text for c in chunks if c.kind == "body"]
     norms = np.linalg.norm(vectors, axis=1)
     assert [bool(n > 0.99) for n in norms] == [k == "body" for k in kinds]
+
+
+@pytest.mark.parametrize(
+    ("section", "text", "n_tokens", "embedded"),
+    [
+        ("4.1 Builtins", "shift [n]\nShift them.", 4, "4.1 Builtins\nshift [n]\nShift them."),
+        ("", "Before any heading.", 3, "Before any heading."),
+        ("4.1 Builtins", "4.1 Builtins\nThe builtins.", 4, "4.1 Builtins\nThe builtins."),  # opens with it
+        (
+            "4.1 Builtins",
+            "Eight words that fill the embedder right up.",
+            8,
+            "Eight words that fill the embedder right up.",
+        ),
+        ("4.1 Builtins", "Six words that nearly fill it.", 6, "4.1 Builtins\nSix words that nearly fill it."),
+    ],
+)
+def test_chunks_are_embedded_under_their_section(
+    section: str, text: str, n_tokens: int, embedded: str
+) -> None:
+    """The heading goes before the text unless the text opens with it or the two no longer fit the
+    embedder (8 word-pieces here, the heading 2): nothing is ever cut off silently."""
+    from indexing.build import embed_texts
+    from indexing.records import Chunk
+
+    chunk = Chunk("id", "a.pdf", 1, 1, text, n_tokens, section=section)
+    assert embed_texts([chunk], lambda texts: [len(t.split()) for t in texts], max_tokens=8) == [embedded]

@@ -138,3 +138,28 @@ def test_bad_settings_are_refused(limit: int, overlap: int) -> None:
 
 def test_no_pages_no_chunks() -> None:
     assert chunk_pages([], wordpieces, 64, 8) == []
+
+
+def test_each_chunk_knows_the_section_it_starts_in() -> None:
+    """A chunk's section is the numbered heading in force where it starts: the heading of the
+    page before when a section runs over a page break, none before the first, none on a
+    contents page (whose numbered lines are entries, not headings)."""
+    filler = " ".join(f"Fact {i} about it." for i in range(12))
+    pages = [
+        Page("b.pdf", 1, "Preface text comes first. " + filler, "body"),
+        Page("b.pdf", 2, "1 Introduction 4\n\n1.1 Scope 5", "contents"),
+        Page("b.pdf", 3, f"1 Introduction\n\n{filler}\n\n1.1 Scope\n\n{filler}", "body"),
+        Page("b.pdf", 4, f"{filler}", "body"),
+    ]
+    chunks = chunk_pages(pages, wordpieces, 40, 0)
+    got = [(c.page_start, c.kind, c.text[:16], c.section) for c in chunks]
+    assert got == [
+        (1, "body", "Preface text com", ""),
+        (1, "body", "Fact 6 about it.", ""),
+        (2, "contents", "1 Introduction 4", ""),
+        (3, "body", "1 Introduction\nF", "1 Introduction"),
+        (3, "body", "Fact 7 about it.", "1 Introduction"),  # "1.1 Scope" starts inside it
+        (3, "body", "Fact 2 about it.", "1.1 Scope"),
+        (3, "body", "Fact 10 about it", "1.1 Scope"),
+        (4, "body", "Fact 6 about it.", "1.1 Scope"),  # over the page break
+    ]

@@ -14,7 +14,15 @@ import pytest
 
 from indexing.build import build_index
 from indexing.chunking import chunk_pages
-from indexing.clean import CLEAN_VERSION, clean_pages, is_heading, mark_headings, page_kind
+from indexing.clean import (
+    CLEAN_VERSION,
+    clean_pages,
+    definition_entries,
+    is_heading,
+    is_heading_paragraph,
+    mark_headings,
+    page_kind,
+)
 from indexing.pdf import extract_file, normalize_text
 from indexing.records import Chunk, Page, read_chunks
 from tests.test_indexing_build import FakeEmbedder
@@ -360,3 +368,63 @@ def test_headings_reach_the_chunks_as_line_breaks() -> None:
     assert chunks[0].text == (
         "The handling of problems is described here.\n8.3 on.exit\nA function can insert a call to on.exit."
     )
+
+
+ENTRY_CASES = [
+    # a builtin: term, synopsis, description
+    (["source.", "shift", "shift [n]", "Shift the positional parameters."], [(1, 2, 3)]),
+    # several synopsis lines, and one wrapped onto the next line
+    (["fc", "fc [-e ename] [first]", "fc -s [pat=rep]", "The first form selects."], [(0, 1, 3)]),
+    (["read", "read [-ers] [-a aname]", "[-N nchars] [name ...]", "One line is read."], [(0, 1, 3)]),
+    (["source", "source filename", "A synonym for ."], [(0, 1, 2)]),
+    # blank lines between are skipped over; the indices are the lines'
+    (["cd", "", "cd [dir]", "", "Change the directory."], [(0, 2, 3)]),
+    # two entries in a row
+    (["pwd", "pwd [-LP]", "Print the name.", "exit", "exit [n]", "Exit the shell."], [(0, 1, 2), (3, 4, 5)]),
+    # not an entry: a one-letter label over a formula, no synopsis, a description in lower case,
+    # a synopsis wrapped into something that is not a description, a term of two words
+    (["h", "h + 2", "Figure 9.10: Rebalancing."], []),
+    (["shift", "Shift the positional parameters."], []),
+    (["right-split", "right-split n", "right-split"], []),
+    (["complete", "complete [-abc] [-", "G globpat] [-W wordlist]"], []),
+    (["lazy evaluation", "lazy evaluation is", "Delaying it."], []),
+    (["shift [n]", "Shift."], []),
+]
+
+
+@pytest.mark.parametrize(("lines", "entries"), ENTRY_CASES)
+def test_definition_entries(lines: list[str], entries: list[tuple[int, int, int]]) -> None:
+    assert definition_entries(lines) == entries
+
+
+def test_definition_entry_reaches_the_chunks_as_its_own_paragraph() -> None:
+    """The synopsis is a line of its own (evidence reads it as the heading of the description),
+    and the term line it repeats is gone: extraction used to glue all three onto the entry before."""
+    raw = [
+        "The return status is non-zero if return is used outside a function.\nshift\nshift [n]\n"
+        "Shift the positional parameters to the left by n. If n is zero, nothing changes.",
+    ]
+    pages = [Page("b.pdf", 1, normalize_text(c.text), c.kind) for c in clean_pages(raw)]
+    chunks = chunk_pages(pages, lambda texts: [len(t.split()) for t in texts], 200, 0)
+    assert chunks[0].text == (
+        "The return status is non-zero if return is used outside a function.\nshift [n]\n"
+        "Shift the positional parameters to the left by n. If n is zero, nothing changes."
+    )
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "heading"),
+    [
+        ("4.1 Bourne Shell Builtins", True),
+        ("8.3 on.exit", True),
+        ("Chapter 3 Basic Shell Features", True),
+        ("A.1 Where to get it", True),
+        ("2 arguments are given to it.", False),  # a sentence
+        ("3 Shell Syntax:", False),
+        ("Redirections", False),  # no number
+        ("2019 was the year of the release that brought the new features here", False),
+        ("", False),
+    ],
+)
+def test_is_heading_paragraph(paragraph: str, heading: bool) -> None:
+    assert is_heading_paragraph(paragraph) is heading

@@ -74,7 +74,7 @@ def test_question_renders_answer_and_sources(make_app):
     (expander,) = answer.expander
     assert expander.label == "Sources (1)"
     heading = expander.markdown[0].value
-    assert "bashref.pdf pp. 37-38" in heading and "score 0.830" in heading and "cited" in heading
+    assert "bashref.pdf pp. 37-38** · 3\\.6 Redirections · score 0.830" in heading and "cited" in heading
     assert (
         ":orange-background[redirects]" in expander.markdown[1].value
     )  # question words, outside the evidence

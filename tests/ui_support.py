@@ -68,7 +68,7 @@ class FakeAssistant:
         return cls(settings.index_dir, settings.model_dir, **overrides)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Source]:
-        return [Source(1, "manuals/bashref.pdf", [37, 38], 0.83, PASSAGE, "c7")]
+        return [Source(1, "manuals/bashref.pdf", [37, 38], 0.83, PASSAGE, "c7", "3.6 Redirections")]
 
     def _answer(self, question: str, params: Any, preset: str | None = None) -> Answer:
         abstain = "unrelated" in question  # the fake's books do not cover it

@@ -14,7 +14,7 @@ import streamlit as st
 
 from assistant import monitor, pipeline
 from assistant.records import page_label
-from ui.highlight import answer_markdown, mark_evidence, mark_unsupported
+from ui.highlight import answer_markdown, escape_markdown, mark_evidence, mark_unsupported
 
 PASSAGE_HEIGHT = 180  # pixels of passage text shown per source before it scrolls
 LONG_PASSAGE = 600  # characters above which a passage gets the scrolling box
@@ -128,8 +128,9 @@ def render_sources(
     with st.expander(f"Sources ({len(sources)})", icon=":material/menu_book:", expanded=expanded):
         for s in sources:
             cited = f"[{s['n']}]" in answer_text
+            section = f" · {escape_markdown(s['section'])}" if s.get("section") else ""  # older records: none
             st.markdown(
-                f"**[{s['n']}] {s['label']}** · score {s['score']:.3f}"
+                f"**[{s['n']}] {s['label']}**{section} · score {s['score']:.3f}"
                 + (" · :green-badge[cited]" if cited else "")
             )
             st.caption(f"`{s['file']}` · chunk {s['chunk_id']}")
