@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,13 @@ def _export(folder: Path, out: Path) -> None:
             return self.model(**dict(zip(names, args, strict=True))).last_hidden_state
 
     axes = {k: {0: "batch", 1: "tokens"} for k in [*names, "last_hidden_state"]}
-    with torch.no_grad():
+    # The tracer warns that masking's Python branches become constants and that opset 17 builds
+    # advanced indexing from several operators: both hold for every batch shape of this encoder (a
+    # test compares the exported vectors with torch's), and on a first `make demo` they were the
+    # only tracebacks a user saw.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
         torch.onnx.export(
             LastHiddenState(), tuple(sample[k] for k in names), str(out), input_names=names,
             output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
