@@ -12,6 +12,7 @@ from core.grounding.evidence import (
     candidates,
     complete,
     excerpts,
+    is_evidence_text,
     score_candidates,
     select_evidence,
 )
@@ -418,3 +419,24 @@ def test_excerpts_keep_the_gap_between_two_merged_chunks() -> None:
     src = SourceText(1, "ods.pdf", [9], text)
     ev = select_evidence("How does depth-first search use a stack?", [src], EMBED)
     assert excerpts([src], ev[:1]) == {1: text}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "evidence"),
+    [
+        ("Shift the positional parameters to the left by n.", True),
+        # a manual's cross-references point elsewhere and answer nothing
+        ("See Chapter 4 [Factors], page 17.", False),
+        ("(See Section 4.2 [Bash Builtins], page 55.", False),  # cut: the passage ended there
+        ("(see Section 7.2 [The scan() function], page 34.)", False),
+        ("See also Section 3.5.3 [Shell Parameter Expansion], page 25.", False),
+        # ... but a sentence that says something and then points on is evidence
+        ("The return status is in $? (see Section 3.4.2 [Special Parameters], page 23).", True),
+        ("See the section on pipelines for how the exit status is computed.", True),
+        # too short, or print furniture
+        ("Exit the shell.", False),
+        ("Introduction . . . . . . . . 12", False),
+    ],
+)
+def test_is_evidence_text(sentence: str, evidence: bool) -> None:
+    assert is_evidence_text(sentence) is evidence

@@ -62,6 +62,12 @@ _REFERS_BACK = re.compile(
     re.I,
 )
 _FURNITURE = re.compile(r"(\.\s?){4,}|^[\d\s.,ivxlc-]+$", re.I)  # dot leaders, bare numbers
+# a sentence that only points elsewhere ("See Chapter 4 [Factors], page 17.", "(See Section 4.2 [Bash
+# Builtins], page 55."): a manual's cross-reference answers nothing, yet it names the topic, so it
+# scored high enough to be quoted "from your books" for "What does the shift builtin do in bash?"
+_CROSS_REFERENCE = re.compile(
+    r"^\(?see (?:also )?(?:section|chapter|appendix)\s+[\w.]+\s*\[[^\]]*\],?\s*page\s+\d+\)?[.;]?\)?$", re.I
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +154,13 @@ def is_heading(text: str, spans: Sequence[Span], i: int) -> bool:
     )
 
 
+def is_evidence_text(sentence: str) -> bool:
+    """Whether a body sentence may stand as evidence: long enough, not print furniture, not only a
+    cross-reference."""
+    text = sentence.strip()
+    return len(text.split()) >= MIN_WORDS and not _FURNITURE.search(text) and not _CROSS_REFERENCE.match(text)
+
+
 def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
     """Every sentence of the body passages that could stand as evidence, each with the heading
     right above it."""
@@ -161,7 +174,7 @@ def candidates(sources: Sequence[SourceText]) -> list[_Candidate]:
         for i, span in enumerate(spans):
             if i in headings:
                 continue
-            if len(span.text.split()) >= MIN_WORDS and not _FURNITURE.search(span.text):
+            if is_evidence_text(span.text):
                 out.append(_Candidate(src, spans, i, headings, gaps))
     return out
 
