@@ -71,6 +71,13 @@ def test_the_key_is_stable() -> None:
     assert request().cache_key(QAS) != request().cache_key([])
 
 
+def test_the_key_follows_the_index_vectors() -> None:
+    """The same chunks embedded otherwise (another backend, or under their section headings) rank
+    other distractors: a held-out set evaluated across two such indexes once came from the first's cache."""
+    assert request().cache_key(QAS, "a" * 64) != request().cache_key(QAS, "b" * 64)
+    assert request().cache_key(QAS, "a" * 64) == request().cache_key(QAS, "a" * 64)
+
+
 def test_held_out_examples_use_their_own_abstain_share(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Held-out examples leave their source out more often (HELD_OUT_ABSTAIN_SHARE), so abstention
     accuracy has cases to count; training uses ABSTAIN_SHARE. Each set comes from its own chunks."""

@@ -123,9 +123,13 @@ class Request:
     held_out_limit: int
     seed: int
 
-    def cache_key(self, questions: Sequence[QA]) -> str:
+    def cache_key(self, questions: Sequence[QA], vectors: str = "") -> str:
+        """``vectors``: the index's embeddings (their hash), which rank every distractor."""
         parts = {
             "version": EXAMPLES_VERSION,
+            # the same chunks embedded otherwise (another backend, or each under its section heading)
+            # retrieve other distractors: the held-out examples must be the run's own
+            "vectors": vectors,
             # how a passage and a quote are written, so a change there rebuilds the examples even
             # where a version number was bumped elsewhere (a stale cache once trained the old layout)
             "rendering": [format_passage(1, Passage("a.pdf", [1], "One. Two … x.")), cited_quote("a. b.", 1)],
@@ -174,7 +178,8 @@ def build_sources(
         return SourcesData(skipped="the index has no vectors to retrieve distractors with")
     by_id = {c.chunk_id: c for c in [*request.train_chunks, *request.held_chunks]}
     questions = book_questions(index_manifest, [by_id[i] for i in request.order if i in by_id])
-    path = cache_root(cache_dir) / "sources" / f"{request.cache_key(questions)}.json"
+    vectors = hashlib.sha256(IndexFiles(index_dir).embeddings.read_bytes()).hexdigest()
+    path = cache_root(cache_dir) / "sources" / f"{request.cache_key(questions, vectors)}.json"
     if path.is_file():
         data = _read_cached(path)
         n_train, n_held = len(data.train), len(data.held_out)
