@@ -122,6 +122,24 @@ def test_complete_pulls_in_the_neighbour_a_sentence_needs(sentences, i, expected
 
 
 @pytest.mark.parametrize(
+    ("heading", "quoted"),
+    [
+        ("pwd [-LP]", (0, 2)),  # a definition's synopsis names what to type: quoted with it
+        ("shift [n]", (0, 2)),
+        ("4.1 Bourne Shell Builtins", (1, 2)),  # a section heading never is
+        ("Chapter 3 Basic Shell Features", (1, 2)),
+    ],
+)
+def test_complete_quotes_a_synopsis_but_never_a_section_heading(
+    heading: str, quoted: tuple[int, int]
+) -> None:
+    text = f"{heading}\nPrint the absolute pathname of the current working directory."
+    spans = split_sentences(text)
+    assert [s.text for s in spans] == text.split("\n")
+    assert complete(spans, 1, headings={0}) == quoted
+
+
+@pytest.mark.parametrize(
     ("sentences", "i"),
     [
         (["Use 2> to redirect stderr:", "cmd 2> file"], 0),  # ":" would pull the next one in

@@ -215,9 +215,14 @@ def complete(
     sentences: Sequence[Span], i: int, headings: Collection[int] = (), gaps: Collection[int] = ()
 ) -> tuple[int, int]:
     """Indices [a, b) of sentence ``i`` plus the neighbours it needs to be read alone; never a
-    heading (index in ``headings``): "It" under "3.2.3 Saving a Core Image" refers to its topic,
-    and quoting the heading would glue it back onto the answer."""
+    section heading (index in ``headings``): "It" under "3.2.3 Saving a Core Image" refers to its
+    topic, and quoting the heading would glue it back onto the answer. A definition's synopsis
+    above it ("pwd [-LP]" over "Print the absolute pathname of the current working directory.") is
+    quoted with it: it names what to type, which the description never does. Section headings start
+    with their number (indexing.clean), a synopsis with the command's name in lower case."""
     a, b = i, i + 1
+    if a > 0 and a - 1 in headings and sentences[a - 1].text[:1].islower():
+        return a - 1, b
 
     def words(lo: int, hi: int) -> int:
         return sum(len(s.text.split()) for s in sentences[lo:hi])
