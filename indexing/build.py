@@ -341,8 +341,8 @@ def embed_texts(chunks: list[Chunk], count: Callable[[list[str]], list[int]], ma
     """What is embedded for each chunk: its text under its section heading ("4.1 Bourne Shell
     Builtins\nshift [n]\nShift the positional parameters ..."), the way a reader knows which
     section a paragraph is in. A manual's entries rarely repeat what they are about ("builtin",
-    "bash", "AVL tree"), the heading does: over the four books, hit@1 0.583 -> 0.792 and MRR@5
-    0.733 -> 0.861 on the 24 questions (dev: hit@1 0.574 -> 0.611). The text alone where the
+    "bash", "AVL tree"), the heading does: over the four books, dense hit@1 0.583 -> 0.750 and
+    MRR@5 0.757 -> 0.847 on the 24 questions (dev: 0.574 -> 0.648, 0.721 -> 0.753). The text alone where the
     chunk opens with its heading, has none, or would no longer fit the embedder with it (the
     heading's own line break costs no word-piece)."""
     heads = sorted({c.section for c in chunks if c.section})
