@@ -462,7 +462,10 @@ def _kill_at(
             return False
 
     def checkpoints() -> set[str]:
-        return {p.name for p in work.glob("checkpoint-*")} if work.is_dir() else set()
+        try:
+            return {p.name for p in work.glob("checkpoint-*")}
+        except FileNotFoundError:  # not made yet, or a finished run removed it between two looks
+            return set()
 
     deadline = time.monotonic() + 60
     if moment == "step":  # training has begun once the base model is scored
