@@ -248,11 +248,9 @@ def definition_entries(lines: Sequence[str]) -> list[tuple[int, int, int]]:
 
 def is_heading_paragraph(text: str) -> bool:
     """Whether a paragraph of a cleaned body page is one of the numbered headings that
-    :func:`mark_headings` set off (read again where only the paragraphs are left: chunking)."""
-    text = " ".join(text.split())
-    if not text or _HEADING.match(text) is None:
-        return False
-    return len(text.split()) <= HEADING_WORDS and text[-1] not in ".,;:"
+    :func:`mark_headings` set off (read again where only the paragraphs are left: chunking). A
+    paragraph stands alone, as a line at the top of a page does for :func:`is_heading`."""
+    return is_heading(" ".join(text.split()), None, None)
 
 
 def mark_headings(lines: Sequence[str]) -> list[str]:
