@@ -111,6 +111,8 @@ def write_report(
         lines += _followups_section(followups)
 
     lines += ["## Held-out perplexity (lower is better)", ""]
+    if ppl and info.get("held_out_unseen"):
+        lines += ["On every chunk of books the model never trained on (--unseen-index).", ""]
     if ppl:
         lines += ["| model | perplexity |", "|---|---|"] + [f"| {k} | {_fmt(v, 2)} |" for k, v in ppl.items()]
         if "fine-tuned" in ppl and ppl["fine-tuned"] >= ppl["base"]:
@@ -121,7 +123,7 @@ def write_report(
             f"Not measured: {note}." if note else "Not measured (no fine-tuned model, or --skip-perplexity)."
         ]
     lines.append("")
-    lines += held_out_section(held_out, info.get("held_out_note", ""))
+    lines += held_out_section(held_out, info.get("held_out_note", ""), bool(info.get("held_out_unseen")))
 
     if setups:
         lines += _answers_section(out_dir, stamp, setups)

@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dev_set import DevQuestion
-from benchmarks.eval_heldout import SplitChanged, eval_held_out, held_out_data
+from benchmarks.eval_heldout import (
+    MAX_EXAMPLES,
+    UNSEEN_EXAMPLES,
+    SplitChanged,
+    eval_held_out,
+    held_out_data,
+    unseen_data,
+)
 from benchmarks.eval_report import Setup, write_report
 from benchmarks.metrics import first_relevant_rank, token_f1
 from core.config import add_settings_args, settings_from_args
@@ -228,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip answering the training run's held-out answer-from-sources examples with each model",
     )
+    parser.add_argument(
+        "--unseen-index",
+        action="store_true",
+        help="the index holds only books the model never trained on (e.g. your own books with the "
+        "sample corpus's model): held-out perplexity and answer-from-sources examples come from all "
+        "of its chunks instead of the training run's split",
+    )
     parser.add_argument("--out", default="reports", help="report folder")
     args = parser.parse_args(argv)
     try:
@@ -423,7 +437,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     held_out, held_note = None, ""
     if not (args.skip_perplexity and args.skip_held_out):
         try:
-            data = held_out_data(settings.index_dir, info)
+            unseen = args.unseen_index and info.fine_tuned
+            data = (unseen_data if unseen else held_out_data)(settings.index_dir, info)
         except SplitChanged as e:  # e.g. the books index with the sample corpus's model: answers still count
             held_note = str(e)
             print(f"Held-out sections skipped: {held_note}", flush=True)
@@ -441,6 +456,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
                 perplexity=not args.skip_perplexity,
                 answers=not args.skip_held_out,
                 cache_dir=settings.cache_dir or None,
+                max_examples=UNSEEN_EXAMPLES if unseen else MAX_EXAMPLES,
             )
 
     setups: list[Setup] = []
@@ -465,6 +481,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             "base_model": base_source.description,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
             "held_out_note": held_note,
+            "held_out_unseen": bool(args.unseen_index and info.fine_tuned),
         },
         abstention,
         followups,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.eval_heldout import SplitChanged, held_out_data, held_out_section
+from benchmarks.eval_heldout import SplitChanged, held_out_data, held_out_section, unseen_data
 from indexing.records import Chunk, write_chunks
 from training.chunks import read_index
 from training.prepare import read_data
@@ -50,6 +50,16 @@ def test_an_index_changed_since_training_is_refused(tmp_path: Path):
         held_out_data(str(index), _info(index, 0.05, sha="0" * 64))
 
 
+def test_an_unseen_index_holds_out_every_body_chunk(tmp_path: Path):
+    """--unseen-index: books the model never trained on (their chunks' hash is not the model's,
+    which held_out_data refuses) give all their body chunks to the held-out examples."""
+    index = _index(tmp_path)
+    data = unseen_data(str(index), _info(index, 0.05, sha="0" * 64))
+    assert data.split.train == []
+    assert [c.chunk_id for c in data.split.eval] == [c.chunk_id for c in read_data(index, 0.05).body]
+    assert len(data.split.eval) == 68 and all(c.kind == "body" for c in data.split.eval)
+
+
 def test_section_compares_each_model_with_the_base():
     scores = {
         "f1": 0.2,
@@ -67,6 +77,11 @@ def test_section_compares_each_model_with_the_base():
     text = "\n".join(lines)
     assert "33 examples" in text and "6 without their source" in text
     assert "| fine-tuned | 0.500 | 2.50× | 0.70 / 0.70 |" in text
+    assert "the training run's held-out chunks" in text
+    unseen = "\n".join(
+        held_out_section({"examples": 80, "unanswerable": 13, "models": {"base": scores}}, unseen=True)
+    )
+    assert "80 examples built from every chunk of books the model never trained on" in unseen
     assert "Not measured" in "\n".join(held_out_section(None))
     # another index than the model's (the books with the sample corpus's model): the section says why
     assert "Not measured: data/index-books is not the index" in "\n".join(
