@@ -60,12 +60,21 @@ def held_out_data(index_dir: str, model_info: Any) -> Any:
 def unseen_data(index_dir: str, model_info: Any) -> Any:
     """The data of an index over books the model never trained on (the caller says so: nothing in
     a manifest tells another book from an edited one): every body chunk is held out, so the
-    answer-from-sources examples are many (up to MAX_EXAMPLES) and none can echo training text."""
+    answer-from-sources examples are many (up to UNSEEN_EXAMPLES) and none can echo training text.
+
+    Raises:
+        BookwormError: it is the very index the model was trained on."""
     from training.data import Split
     from training.prepare import read_data
 
-    hp = (model_info.manifest or {}).get("hyperparameters", {})
+    manifest = model_info.manifest or {}
+    hp = manifest.get("hyperparameters", {})
     data = read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
+    if (manifest.get("data") or {}).get("chunks_sha256") == data.chunks_sha256:
+        raise BookwormError(
+            f"{model_info.model_id} was trained on {index_dir}: drop --unseen-index to score the run's "
+            "own held-out chunks"
+        )
     return dataclasses.replace(data, split=Split([], list(data.body)))
 
 

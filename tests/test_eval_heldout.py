@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.eval_heldout import SplitChanged, held_out_data, held_out_section, unseen_data
+from core.errors import BookwormError
 from indexing.records import Chunk, write_chunks
 from training.chunks import read_index
 from training.prepare import read_data
@@ -58,6 +59,8 @@ def test_an_unseen_index_holds_out_every_body_chunk(tmp_path: Path):
     assert data.split.train == []
     assert [c.chunk_id for c in data.split.eval] == [c.chunk_id for c in read_data(index, 0.05).body]
     assert len(data.split.eval) == 68 and all(c.kind == "body" for c in data.split.eval)
+    with pytest.raises(BookwormError, match="drop --unseen-index"):  # the index it was trained on
+        unseen_data(str(index), _info(index, 0.05))
 
 
 def test_section_compares_each_model_with_the_base():
