@@ -90,6 +90,13 @@ def test_form_prior_lets_the_answer_lead_over_a_sentence_that_introduces_the_top
         ("What does the pipefail option do?", "Pipefail", 1.0),
         ("How do start conditions work in flex?", "Start Conditions", 0.0),  # not a "What is X?"
         ("How do I save a core image?", "Saving a Core Image", 0.0),
+        # a definition's synopsis names the command the question asks about
+        ("What does the umask builtin do?", "umask [-p] [-S] [mode]", 1.0),
+        ("What does the export builtin do in bash?", "export [-fn] [-p] [name[=value]]", 1.0),
+        ("What does the export builtin do in bash?", "readonly [-aAf] [-p] [name[=value]] ...", 0.0),
+        ("What is a factor in R?", "factor levels", 0.0),  # lower case, but no options: prose
+        ("What does Export do?", "Export [-f]", 0.0),  # a synopsis starts in lower case
+        ("How do I set the umask?", "umask [-p] [-S] [mode]", 0.0),  # not a "What is X?"
     ],
 )
 def test_titled(question: str, heading: str, named: float) -> None:

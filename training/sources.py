@@ -47,7 +47,7 @@ from training.examples import (
 )
 from training.questions import definition_questions, outline_questions
 
-EXAMPLES_VERSION = 10  # bump when the rules or the rendering change: cached examples are rebuilt
+EXAMPLES_VERSION = 11  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
     6 * N_SOURCES
 )  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out

@@ -68,7 +68,8 @@ def titled(question: str, headings: Sequence[str]) -> list[float]:
     """Per sentence, given the heading right above it ("" for none): 1.0 when ``question`` asks
     "What is X?" and the heading is X: all its words are the question's and they are at least half
     of them ("3.6.6 Here Documents" for "What is a here document in bash?"; not "3.6.7 Here
-    Strings", nor "1.1 What is Bash?", which names only where the question is asked), else 0.0.
+    Strings", nor "1.1 What is Bash?", which names only where the question is asked), or the heading
+    is the synopsis of a command the question names (:func:`_synopsis_of`), else 0.0.
 
     A manual's section opens by saying what its title is, often without naming it again ("This
     type of redirection instructs the shell to read input ..."), while the next section may open
@@ -79,7 +80,17 @@ def titled(question: str, headings: Sequence[str]) -> list[float]:
     if question_kind(question) != "what":
         return [0.0] * len(headings)
     words = set(content_words(question))
-    return [float(_names(heading, words)) for heading in headings]
+    return [float(_names(heading, words) or _synopsis_of(heading, words)) for heading in headings]
+
+
+def _synopsis_of(heading: str, question_words: set[str]) -> bool:
+    """``heading`` is a definition's synopsis ("export [-fn] [-p] [name[=value]]": a command's name in
+    lower case, then its options) of a command the question names ("What does the export builtin
+    do?"): the sentence under it says what that command does, where the manual's lists of builtins
+    ("The Bash exec builtin takes additional options ... the environment") say "builtin" and
+    "environment" as often."""
+    term, _, rest = heading.strip().partition(" ")
+    return term[:1].islower() and rest[:1] in ("[", "-") and term.lower() in question_words
 
 
 def _names(heading: str, question_words: set[str]) -> bool:
