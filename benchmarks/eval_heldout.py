@@ -42,11 +42,8 @@ def held_out_data(index_dir: str, model_info: Any) -> Any:
     Raises:
         SplitChanged: the index changed since that run, or is another one (make eval skips both
             held-out sections then, saying why: answers over another index are still scored)."""
-    from training.prepare import read_data
-
     manifest = model_info.manifest or {}
-    hp = manifest.get("hyperparameters", {})
-    data = read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
+    data = _read_data(index_dir, manifest)
     trained_on = (manifest.get("data") or {}).get("chunks_sha256")
     if model_info.fine_tuned and trained_on and trained_on != data.chunks_sha256:
         raise SplitChanged(
@@ -65,17 +62,23 @@ def unseen_data(index_dir: str, model_info: Any) -> Any:
     Raises:
         BookwormError: it is the very index the model was trained on."""
     from training.data import Split
-    from training.prepare import read_data
 
     manifest = model_info.manifest or {}
-    hp = manifest.get("hyperparameters", {})
-    data = read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
+    data = _read_data(index_dir, manifest)
     if (manifest.get("data") or {}).get("chunks_sha256") == data.chunks_sha256:
         raise BookwormError(
             f"{model_info.model_id} was trained on {index_dir}: drop --unseen-index to score the run's "
             "own held-out chunks"
         )
     return dataclasses.replace(data, split=Split([], list(data.body)))
+
+
+def _read_data(index_dir: str, manifest: dict[str, Any]) -> Any:
+    """The index's body chunks split with the run's own ``eval_fraction``."""
+    from training.prepare import read_data
+
+    hp = manifest.get("hyperparameters", {})
+    return read_data(Path(index_dir), float(hp.get("eval_fraction", Settings.eval_fraction)))
 
 
 def eval_held_out(

@@ -112,7 +112,7 @@ def write_report(
 
     lines += ["## Held-out perplexity (lower is better)", ""]
     if ppl and info.get("held_out_unseen"):
-        lines += ["On every chunk of books the model never trained on (--unseen-index).", ""]
+        lines += ["On books the model never trained on (--unseen-index): blocks spread over all of their chunks.", ""]
     if ppl:
         lines += ["| model | perplexity |", "|---|---|"] + [f"| {k} | {_fmt(v, 2)} |" for k, v in ppl.items()]
         if "fine-tuned" in ppl and ppl["fine-tuned"] >= ppl["base"]:

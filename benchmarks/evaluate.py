@@ -435,9 +435,9 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     )
     ppl: dict[str, float] = {}
     held_out, held_note = None, ""
+    unseen = bool(args.unseen_index and info.fine_tuned)
     if not (args.skip_perplexity and args.skip_held_out):
         try:
-            unseen = args.unseen_index and info.fine_tuned
             data = (unseen_data if unseen else held_out_data)(settings.index_dir, info)
         except SplitChanged as e:  # e.g. the books index with the sample corpus's model: answers still count
             held_note = str(e)
@@ -481,7 +481,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             "base_model": base_source.description,
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
             "held_out_note": held_note,
-            "held_out_unseen": bool(args.unseen_index and info.fine_tuned),
+            "held_out_unseen": unseen,
         },
         abstention,
         followups,

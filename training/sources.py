@@ -32,6 +32,7 @@ from core.grounding.prompt import (
 from core.layout import IndexFiles
 from core.sources import cache_root
 from indexing.outline import read_outline
+from indexing.pdf import file_sha256
 from indexing.records import Chunk
 from training.answers import QA
 from training.examples import (
@@ -178,7 +179,7 @@ def build_sources(
         return SourcesData(skipped="the index has no vectors to retrieve distractors with")
     by_id = {c.chunk_id: c for c in [*request.train_chunks, *request.held_chunks]}
     questions = book_questions(index_manifest, [by_id[i] for i in request.order if i in by_id])
-    vectors = hashlib.sha256(IndexFiles(index_dir).embeddings.read_bytes()).hexdigest()
+    vectors = file_sha256(IndexFiles(index_dir).embeddings)
     path = cache_root(cache_dir) / "sources" / f"{request.cache_key(questions, vectors)}.json"
     if path.is_file():
         data = _read_cached(path)
