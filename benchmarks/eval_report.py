@@ -112,7 +112,7 @@ def write_report(
 
     lines += ["## Held-out perplexity (lower is better)", ""]
     if ppl and info.get("held_out_unseen"):
-        lines += ["On books the model never trained on (--unseen-index): blocks spread over all of their chunks.", ""]
+        lines += ["On books the model never trained on (--unseen-index): blocks spread over them.", ""]
     if ppl:
         lines += ["| model | perplexity |", "|---|---|"] + [f"| {k} | {_fmt(v, 2)} |" for k, v in ppl.items()]
         if "fine-tuned" in ppl and ppl["fine-tuned"] >= ppl["base"]:

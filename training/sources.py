@@ -78,14 +78,6 @@ class SourcesData:
         }
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def book_questions(index_manifest: dict[str, Any], chunks: Sequence[Chunk]) -> list[QA]:
     """Questions from the PDFs' outlines (files unchanged since indexing) and definition sentences."""
     corpus = Path(index_manifest.get("corpus_dir") or ".")
