@@ -91,6 +91,9 @@ def test_cite_keeps_the_models_number_on_a_tie(answer: str, cited: str) -> None:
         # a newline before a marker stays
         ("Example:\n[2] Octopuses paint.", "Example:\nOctopuses paint."),
         ("", ""),
+        # markers and nothing else (a fine-tune answered an unseen-book example so): no sentence, no citation
+        ("[3]", ""),
+        ("[1, 2]", ""),
     ],
 )
 def test_cite(answer: str, cited: str) -> None:

@@ -88,6 +88,8 @@ def _claims(text: str, starts: Sequence[int]) -> list[set[int]]:
     cited for it: its own markers, or those ending the run of unmarked sentences it opens
     ("A. B. [2]" claims [2] for both)."""
     own: list[set[int]] = [set() for _ in starts]
+    if not own:  # nothing but markers ("[3]": a model that cited and said nothing) claims nothing
+        return []
     removed = 0
     for m in _MARKER.finditer(text):
         at = m.start() - removed  # the marker's place in the stripped text
