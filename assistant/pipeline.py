@@ -36,6 +36,7 @@ from core.grounding.prompt import (
     Turn,
     build_prompt,
     continue_text,
+    excerpt_order_for,
     instructions_for,
     lead_quote,
     prompt_passages,
@@ -302,7 +303,8 @@ class Assistant:
         self.load_model()
         turns = [Turn(q, a) for q, a in list(history)[-self.history_turns :]] if self.history_turns else []
         render = renderer_for(self._prep_tokenizer, instructions_for(self._model_info.manifest))
-        passages = prompt_passages(_source_texts(hits), evidence)
+        order = excerpt_order_for(self._model_info.manifest)  # as the model was trained
+        passages = prompt_passages(_source_texts(hits), evidence, order)
         with self._prep_lock:
             return build_prompt(
                 question,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from core.grounding.evidence import Evidence
+from core.grounding.evidence import Evidence, SourceText
 from core.grounding.prompt import (
     FENCE_CLOSE,
     INSTRUCTIONS,
@@ -20,10 +20,12 @@ from core.grounding.prompt import (
     cited_quote,
     continue_text,
     cut_to_tokens,
+    excerpt_order_for,
     format_passage,
     instructions_for,
     lead_quote,
     plain_renderer,
+    prompt_passages,
     render_plain,
     start_answer,
     whole_sentences,
@@ -288,6 +290,23 @@ def test_a_model_is_asked_with_the_instructions_it_was_trained_with(manifest, ex
     assert instructions_for(manifest) == expected
 
 
+@pytest.mark.parametrize(
+    ("manifest", "expected"),
+    [
+        (None, "evidence"),  # the base model
+        ({"answer_from_sources": None}, "evidence"),  # a raw-text fine-tune
+        ({"answer_from_sources": {"train_examples": 0}}, "evidence"),  # none trained on
+        (
+            {"answer_from_sources": {"train_examples": 160}},
+            "rank",
+        ),  # trained on shuffled excerpts, before the key
+        ({"answer_from_sources": {"train_examples": 160, "excerpt_order": "evidence"}}, "evidence"),
+    ],
+)
+def test_a_model_is_shown_the_excerpts_in_the_order_it_was_trained_with(manifest, expected: str) -> None:
+    assert excerpt_order_for(manifest) == expected
+
+
 def test_the_trained_prompt_holds_no_instructions_and_an_empty_system_turn() -> None:
     """An empty system turn, not none: SmolLM2's template puts its own default system prompt there."""
     seen = {}
@@ -303,3 +322,33 @@ def test_the_trained_prompt_holds_no_instructions_and_an_empty_system_turn() -> 
     plain = plain_renderer(TRAINED_INSTRUCTIONS)(sources, [], "q1")
     assert plain == f"{sources}\n\nQuestion: q1\nAnswer:"
     assert render_plain(sources, [], "q1") == f"{INSTRUCTIONS}\n{plain}"
+
+
+ORDER_SOURCES = [
+    SourceText(n, f"b{n}.pdf", [n], f"Passage {n} opens here. Passage {n} says its point. Passage {n} ends.")
+    for n in (1, 2, 3, 4)
+]
+
+
+def _ev(n: int, score: float) -> Evidence:
+    text = ORDER_SOURCES[n - 1].text
+    start = text.index("Passage", 5)
+    end = text.index(".", start) + 1
+    return Evidence(n, f"b{n}.pdf", [n], text[start:end], score, start, end)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        ([], [1, 2, 3, 4]),  # whole passages: retrieval order
+        ([_ev(1, 0.9), _ev(3, 0.8)], [1, 3]),
+        ([_ev(3, 0.9), _ev(1, 0.8)], [3, 1]),  # the best sentence's passage first, whatever its rank
+        ([_ev(4, 0.9), _ev(2, 0.8), _ev(4, 0.7)], [4, 2]),  # a passage once, where its best sentence ranks
+    ],
+)
+def test_excerpts_go_in_evidence_order_with_their_own_numbers(evidence, expected: list[int]) -> None:
+    shown = prompt_passages(ORDER_SOURCES, evidence or None)
+    assert [p.n for p in shown] == expected
+    assert all(p.file == f"b{p.n}.pdf" and f"Passage {p.n}" in p.text for p in shown)
+    # a model trained before is shown them in the sources' own order
+    assert [p.n for p in prompt_passages(ORDER_SOURCES, evidence or None, order="rank")] == sorted(expected)

@@ -25,7 +25,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.grounding.evidence import Embed, Evidence, SourceText, candidates, select_evidence, shortlist
-from core.grounding.prompt import ABSTAIN_TEXT, Counter, Renderer, build_prompt, cited_quote, prompt_passages
+from core.grounding.prompt import (
+    ABSTAIN_TEXT,
+    TRAINED_EXCERPT_ORDER,
+    Counter,
+    Renderer,
+    build_prompt,
+    cited_quote,
+    prompt_passages,
+)
 from core.grounding.sentences import content_words
 from indexing.records import Chunk
 from training.answers import QA
@@ -159,7 +167,7 @@ def render_example(plan: Plan, embed: Embed, maker: PromptMaker) -> Example | st
         target, reference = target_text(qa.answer, plan.oracle), qa.answer
     prompt = build_prompt(
         qa.question,
-        prompt_passages(sources, evidence),
+        prompt_passages(sources, evidence, order=TRAINED_EXCERPT_ORDER),
         count=maker.count,
         window=maker.window,
         max_new_tokens=maker.max_new_tokens,

@@ -23,6 +23,7 @@ from core.atomic import atomic_write_json
 from core.grounding.evidence import FORM_PRIOR, RANK_PRIOR, TITLE_PRIOR, MemoEmbed
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
+    TRAINED_EXCERPT_ORDER,
     TRAINED_INSTRUCTIONS,
     Passage,
     cited_quote,
@@ -48,7 +49,7 @@ from training.examples import (
 )
 from training.questions import definition_questions, outline_questions
 
-EXAMPLES_VERSION = 11  # bump when the rules or the rendering change: cached examples are rebuilt
+EXAMPLES_VERSION = 12  # bump when the rules or the rendering change: cached examples are rebuilt
 RETRIEVED = (
     6 * N_SOURCES
 )  # chunks retrieved per question; the oracle's neighbours and held-out chunks are filtered out
@@ -75,6 +76,7 @@ class SourcesData:
             "build_seconds": round(self.seconds, 1),
             "skipped": self.skipped,
             "instructions": TRAINED_INSTRUCTIONS,  # the assistant asks the model with the same
+            "excerpt_order": TRAINED_EXCERPT_ORDER,  # and shows it the excerpts in the same order
         }
 
 
@@ -129,6 +131,7 @@ class Request:
             # every prompt holds the instructions and abstaining targets say ABSTAIN_TEXT: a reworded
             # instruction would have trained on examples cached with the old one
             "instructions": TRAINED_INSTRUCTIONS,
+            "excerpt_order": TRAINED_EXCERPT_ORDER,
             "abstain_text": ABSTAIN_TEXT,
             "chunks": sorted(c.chunk_id for c in self.train_chunks),
             "held": sorted(c.chunk_id for c in self.held_chunks),

@@ -274,14 +274,39 @@ def instructions_for(model_manifest: dict[str, Any] | None) -> str:
     return sources.get("instructions", INSTRUCTIONS) if sources.get("train_examples") else INSTRUCTIONS
 
 
+# How the answer-from-sources examples order the excerpts (see prompt_passages), recorded in the manifest.
+TRAINED_EXCERPT_ORDER = "evidence"
+
+
+def excerpt_order_for(model_manifest: dict[str, Any] | None) -> str:
+    """The excerpt order a model is asked with: the one its answer-from-sources training used ("rank"
+    for models trained before it was recorded: they learned shuffled excerpts, and on evidence-ordered
+    prompts one cited its source less often, 0.52 -> 0.34 on 67 unseen-book examples); "evidence"
+    for base models and raw-text fine-tunes."""
+    sources = (model_manifest or {}).get("answer_from_sources") or {}
+    return sources.get("excerpt_order", "rank") if sources.get("train_examples") else TRAINED_EXCERPT_ORDER
+
+
 def prompt_passages(
-    sources: Sequence[SourceText], evidence: Sequence[Evidence] | None = None
+    sources: Sequence[SourceText], evidence: Sequence[Evidence] | None = None, order: str = "evidence"
 ) -> list[Passage]:
     """What the prompt offers: the passages whole, or (``evidence`` given) each evidence passage's
-    excerpt, cited by the passage's own number so [n] means the same source either way."""
+    excerpt, cited by the passage's own number so [n] means the same source either way.
+
+    Excerpts go in evidence order (the passage of the best sentence first), not in retrieval or
+    shuffled order: the evidence scorer picks the answering passage far more often than a 135M model
+    does (the top sentence came from the source passage in 135 of 145 training examples and 58 of 67
+    unseen-book ones, where a 25-step fine-tune cited it in 35), and a small model leans on what it
+    reads first. The numbers stay the passages' own, so the order gives no citation away.
+    ``order="rank"``: the sources' own order, for models trained before (see :func:`excerpt_order_for`)."""
     if evidence:
         texts = excerpts(sources, evidence)
-        return [Passage(s.file, s.pages, texts[s.n], s.n) for s in sources if s.n in texts]
+        by_n = {s.n: s for s in sources}
+        if order == "evidence":  # each passage once, where its best sentence ranks
+            ns = list(dict.fromkeys(e.n for e in evidence))
+        else:
+            ns = [s.n for s in sources if s.n in texts]
+        return [Passage(by_n[n].file, by_n[n].pages, texts[n], n) for n in ns]
     return [Passage(s.file, s.pages, s.text, s.n) for s in sources]
 
 
