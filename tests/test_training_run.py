@@ -233,7 +233,12 @@ TERMS = [
 def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tmp_path):
     """A real index (fake embedder) of three books whose chunks hold definitions: the run builds
     answer-from-sources examples, mixes them with the blocks, and scores held-out ones twice."""
-    from core.grounding.prompt import TRAINED_INSTRUCTIONS, instructions_for
+    from core.grounding.prompt import (
+        TRAINED_EXCERPT_ORDER,
+        TRAINED_INSTRUCTIONS,
+        excerpt_order_for,
+        instructions_for,
+    )
     from tests.assistant_support import FakeEmbedder, write_tiny_index
     from tests.conftest import build_tiny_gpt2
 
@@ -264,6 +269,8 @@ def test_answer_from_sources_examples_are_trained_and_scored_before_and_after(tm
     assert manifest["answer_from_sources"]["held_out"]["finetuned"] == sources["held_out"]["finetuned"]
     # the chat asks the model with the instructions (none) it was trained with
     assert instructions_for(manifest) == TRAINED_INSTRUCTIONS == sources["instructions"]
+    # and shows it the excerpts in the order they were trained in
+    assert excerpt_order_for(manifest) == TRAINED_EXCERPT_ORDER == sources["excerpt_order"] == "evidence"
 
 
 def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, index_dir, tiny_gpt2_dir):
