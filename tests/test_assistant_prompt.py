@@ -296,10 +296,7 @@ def test_a_model_is_asked_with_the_instructions_it_was_trained_with(manifest, ex
         (None, "evidence"),  # the base model
         ({"answer_from_sources": None}, "evidence"),  # a raw-text fine-tune
         ({"answer_from_sources": {"train_examples": 0}}, "evidence"),  # none trained on
-        (
-            {"answer_from_sources": {"train_examples": 160}},
-            "rank",
-        ),  # trained on shuffled excerpts, before the key
+        ({"answer_from_sources": {"train_examples": 160}}, "rank"),  # shuffled excerpts, before the key
         ({"answer_from_sources": {"train_examples": 160, "excerpt_order": "evidence"}}, "evidence"),
     ],
 )

@@ -44,6 +44,9 @@ INSTRUCTIONS = (
 # on the default index; without them, 0 of 26, with citations 0.89 (was 0.33-0.44). The model's
 # manifest records what it was trained with (``instructions_for``): older models keep INSTRUCTIONS.
 TRAINED_INSTRUCTIONS = ""
+# How the answer-from-sources examples order the excerpts (see prompt_passages), recorded in the manifest
+# (``excerpt_order_for``): "evidence", the best sentence's passage first; "rank", the sources' own order.
+TRAINED_EXCERPT_ORDER = "evidence"
 # Said instead of an answer when the sources do not cover the question: by the assistant when the best
 # evidence is too weak, and as the target of the training examples whose sources lack the answer.
 ABSTAIN_TEXT = "The indexed books do not seem to cover this question. The closest passages are listed below."
@@ -274,10 +277,6 @@ def instructions_for(model_manifest: dict[str, Any] | None) -> str:
     return sources.get("instructions", INSTRUCTIONS) if sources.get("train_examples") else INSTRUCTIONS
 
 
-# How the answer-from-sources examples order the excerpts (see prompt_passages), recorded in the manifest.
-TRAINED_EXCERPT_ORDER = "evidence"
-
-
 def excerpt_order_for(model_manifest: dict[str, Any] | None) -> str:
     """The excerpt order a model is asked with: the one its answer-from-sources training used ("rank"
     for models trained before it was recorded: they learned shuffled excerpts, and on evidence-ordered
@@ -288,7 +287,9 @@ def excerpt_order_for(model_manifest: dict[str, Any] | None) -> str:
 
 
 def prompt_passages(
-    sources: Sequence[SourceText], evidence: Sequence[Evidence] | None = None, order: str = "evidence"
+    sources: Sequence[SourceText],
+    evidence: Sequence[Evidence] | None = None,
+    order: str = TRAINED_EXCERPT_ORDER,
 ) -> list[Passage]:
     """What the prompt offers: the passages whole, or (``evidence`` given) each evidence passage's
     excerpt, cited by the passage's own number so [n] means the same source either way.
