@@ -8,17 +8,49 @@ from pathlib import Path
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (x86 Linux); None where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return flags_of(text)
+
+
+def flags_of(cpuinfo: str) -> frozenset[str] | None:
+    """The first "flags" line of a /proc/cpuinfo text as a set; None when it has none (not x86)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return None
+
+
 def cpu_supports_bf16() -> bool:
     """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX); Linux only.
 
     There, bf16 autocast about halves a training step and an embedding batch; elsewhere it is
     emulated and slower than fp32.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool((cpu_flags() or frozenset()) & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_int8_dot() -> bool | None:
+    """Whether this CPU multiplies int8 with dot-product instructions (:func:`int8_dot_of`)."""
+    return int8_dot_of(cpu_flags())
+
+
+def int8_dot_of(flags: frozenset[str] | None) -> bool | None:
+    """Whether CPU ``flags`` include int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX); None when the
+    flags are unknown.
+
+    Without them int8 inference goes through 16-bit intermediate sums and is no faster than fp32:
+    on 2 AVX2-only cores OpenVINO int8 embedded 16.2 chunks/s vs torch fp32's 16.6, and a full build
+    of the sample corpus took 1.07x torch's; with AVX-512 VNNI it took 0.61-0.70x.
+    """
+    if flags is None:
+        return None
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def cuda_available() -> bool:

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import ModelError
-from core.hardware import cpu_supports_bf16, cuda_available
+from core.hardware import cpu_int8_dot, cpu_supports_bf16, cuda_available
 from core.sources import DEFAULT_EMBEDDER, embedder_id, embedder_path
 
 # Chunks per encode() batch while building (the embed_batch_size setting's default). Small batches
@@ -32,15 +32,17 @@ class TextEncoder(Protocol):
 
 
 def resolve_backend(backend: str, name: str = DEFAULT_EMBEDDER) -> str:
-    """The backend "auto" stands for here: torch on a CUDA GPU; on a CPU, OpenVINO int8 for the
-    default embedder where openvino and nncf are installed (~1.5x torch fp32 on 2 cores, same
-    retrieval; see indexing.openvino_embed), else torch. Other embedders stay on torch: the int8
-    recipe was checked on all-MiniLM-L6-v2 only. Other backend names are returned as they are."""
+    """The backend "auto" stands for here: torch on a CUDA GPU; on a CPU with int8 dot-product
+    instructions (VNNI), OpenVINO int8 for the default embedder where openvino and nncf are installed
+    (~1.5x torch fp32 on 2 cores, same retrieval; see indexing.openvino_embed), else torch: without
+    VNNI int8 is no faster (a full build took 1.07x torch's on AVX2-only cores). Where the CPU's flags
+    cannot be read (not x86 Linux) OpenVINO is kept where installed. Other embedders stay on torch:
+    the int8 recipe was checked on all-MiniLM-L6-v2 only. Other backend names are returned as they are."""
     if backend != "auto":
         return backend
     if cuda_available() or embedder_id(name) != embedder_id(DEFAULT_EMBEDDER):
         return "torch"
-    return "openvino-int8" if openvino_installed() else "torch"
+    return "openvino-int8" if openvino_installed() and cpu_int8_dot() is not False else "torch"
 
 
 # what the OpenVINO backend imports (nncf only in its quantizing child process); its embedder refuses

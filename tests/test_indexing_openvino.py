@@ -53,25 +53,54 @@ def test_the_shipped_calibration_text_is_real_prose() -> None:
     assert len(paragraphs) >= 40 and all(len(p.split()) > 20 for p in paragraphs)
 
 
-# (backend asked, embedder, CUDA present, openvino installed) -> the backend that runs
+# (backend asked, embedder, CUDA present, openvino installed, int8 dot products) -> the backend that runs
 RESOLVE = [
-    ("auto", "all-MiniLM-L6-v2", False, True, "openvino-int8"),
-    ("auto", "sentence-transformers/all-MiniLM-L6-v2", False, True, "openvino-int8"),
-    ("auto", "all-MiniLM-L6-v2", True, True, "torch"),  # a GPU beats any CPU backend
-    ("auto", "all-MiniLM-L6-v2", False, False, "torch"),  # openvino missing: torch, not an error
-    ("auto", "BAAI/bge-small-en-v1.5", False, True, "torch"),  # the int8 recipe was checked on MiniLM only
-    ("onnx-int8", "all-MiniLM-L6-v2", True, True, "onnx-int8"),  # an explicit choice is kept
-    ("torch", "all-MiniLM-L6-v2", False, True, "torch"),
+    ("auto", "all-MiniLM-L6-v2", False, True, True, "openvino-int8"),
+    ("auto", "sentence-transformers/all-MiniLM-L6-v2", False, True, True, "openvino-int8"),
+    ("auto", "all-MiniLM-L6-v2", False, True, False, "torch"),  # no VNNI: int8 is no faster than fp32
+    ("auto", "all-MiniLM-L6-v2", False, True, None, "openvino-int8"),  # flags unknown: as measured before
+    ("auto", "all-MiniLM-L6-v2", True, True, True, "torch"),  # a GPU beats any CPU backend
+    ("auto", "all-MiniLM-L6-v2", False, False, True, "torch"),  # openvino missing: torch, not an error
+    # the int8 recipe was checked on MiniLM only
+    ("auto", "BAAI/bge-small-en-v1.5", False, True, True, "torch"),
+    ("onnx-int8", "all-MiniLM-L6-v2", True, True, False, "onnx-int8"),  # an explicit choice is kept
+    ("openvino-int8", "all-MiniLM-L6-v2", False, True, False, "openvino-int8"),
+    ("torch", "all-MiniLM-L6-v2", False, True, True, "torch"),
 ]
 
 
-@pytest.mark.parametrize("backend, name, cuda, installed, expected", RESOLVE)
-def test_resolve_backend(monkeypatch, backend: str, name: str, cuda: bool, installed: bool, expected: str):
+@pytest.mark.parametrize("backend, name, cuda, installed, vnni, expected", RESOLVE)
+def test_resolve_backend(
+    monkeypatch, backend: str, name: str, cuda: bool, installed: bool, vnni: bool | None, expected: str
+):
     import indexing.embed
 
     monkeypatch.setattr(indexing.embed, "cuda_available", lambda: cuda)
     monkeypatch.setattr(indexing.embed, "openvino_installed", lambda: installed)
+    monkeypatch.setattr(indexing.embed, "cpu_int8_dot", lambda: vnni)
     assert indexing.embed.resolve_backend(backend, name) == expected
+
+
+CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 {}\nbogomips\t: 4890\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "int8_dot", "bf16"),
+    [
+        (CPUINFO.format("avx avx2 fma f16c"), False, False),  # this project's 2-core AMD machine
+        (CPUINFO.format("avx2 avx512f avx512_vnni"), True, False),  # AVX-512 VNNI, no bf16
+        (CPUINFO.format("avx2 avx_vnni"), True, False),  # AVX-VNNI (client cores)
+        (CPUINFO.format("avx2 avx512_vnni avx512_bf16 amx_bf16 amx_int8"), True, True),
+        ("processor\t: 0\nFeatures\t: fp asimd asimddp\n", None, False),  # ARM: no x86 flags line
+    ],
+)
+def test_cpu_flags_table(monkeypatch, cpuinfo: str, int8_dot: bool | None, bf16: bool):
+    from core import hardware
+
+    flags = hardware.flags_of(cpuinfo)
+    assert hardware.int8_dot_of(flags) is int8_dot
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+    assert hardware.cpu_supports_bf16() is bf16
 
 
 @pytest.fixture(scope="module")
