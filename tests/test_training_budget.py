@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import pytest
 
@@ -59,15 +60,18 @@ def test_slowdown_table(steps, expected):
 
 
 @pytest.mark.parametrize(
-    ("eval_s", "save", "load", "epoch_ends", "expected"),
+    ("eval_s", "answer_s", "save", "load", "epoch_ends", "expected"),
     [
-        (40.0, 10.0, 1.0, False, EVAL_MARGIN * 40 + 10),
-        (40.0, 10.0, 2.0, False, EVAL_MARGIN * 80 + 10),
-        (40.0, 10.0, 1.0, True, 2 * (EVAL_MARGIN * 40 + 10)),
+        (40.0, 0.0, 10.0, 1.0, False, EVAL_MARGIN * 40 + 10),
+        (40.0, 0.0, 10.0, 2.0, False, EVAL_MARGIN * 80 + 10),
+        (40.0, 0.0, 10.0, 1.0, True, 2 * (EVAL_MARGIN * 40 + 10)),
+        (40.0, 80.0, 10.0, 1.0, False, EVAL_MARGIN * 40 + 80 + 10),  # the answers: no margin
+        (40.0, 80.0, 10.0, 2.0, False, EVAL_MARGIN * 80 + 160 + 10),  # ...but at today's load
+        (40.0, 80.0, 10.0, 1.0, True, 2 * (EVAL_MARGIN * 40 + 10) + 80),  # an epoch end does not answer
     ],
 )
-def test_end_reserve_table(eval_s, save, load, epoch_ends, expected):
-    assert end_reserve(eval_s, save, load, epoch_ends) == pytest.approx(expected)
+def test_end_reserve_table(eval_s, answer_s, save, load, epoch_ends, expected):
+    assert end_reserve(eval_s, answer_s, save, load, epoch_ends) == pytest.approx(expected)
 
 
 def test_guess_step_seconds():
@@ -76,9 +80,22 @@ def test_guess_step_seconds():
 
 
 def _simulate(
-    monkeypatch, step_time, *, budget=600.0, start=100.0, eval_s=48.0, guess=2.5, ceiling=147, save=10.0
+    monkeypatch,
+    step_time,
+    *,
+    budget=600.0,
+    start=100.0,
+    eval_s=48.0,
+    guess=2.5,
+    ceiling=147,
+    save=10.0,
+    steps_per_epoch=0,
+    answer_s=0.0,
+    rates=None,
+    plans=None,
 ):
-    """Drive the stop callback with a fake clock; return (steps run, seconds at the stop, the LR schedule)."""
+    """Drive the stop callback with a fake clock; return (steps run, seconds at the stop, the LR schedule).
+    ``rates``, a list, gets the learning rate each step ran at; ``plans`` the plan at each step's start."""
     import torch
     from transformers import TrainerControl, TrainerState, get_scheduler
 
@@ -88,8 +105,9 @@ def _simulate(
     monkeypatch.setattr(stop_module.time, "time", lambda: clock[0])
     stop = stop_module.make_stop_callback(log=lambda *a: None)
     stop.deadline, stop.eval_seconds, stop.save_seconds, stop.step_guess = budget, eval_s, save, guess
-    stop.ceiling, stop.steps_per_epoch, stop.warmup_ratio = ceiling, 0, 0.1
-    reserve = end_reserve(eval_s, save, 1.0, False)
+    stop.ceiling, stop.steps_per_epoch, stop.warmup_ratio = ceiling, steps_per_epoch, 0.1
+    stop.answer_seconds = answer_s
+    reserve = end_reserve(eval_s, answer_s, save, 1.0, False)
     stop.planned = plan_steps(0, ceiling, budget - start, guess, reserve)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule = get_scheduler("cosine", optimizer, num_warmup_steps=15, num_training_steps=ceiling)
@@ -97,6 +115,10 @@ def _simulate(
     stop.on_train_begin(None, state, control, lr_scheduler=schedule)
     while not control.should_training_stop:
         stop.on_step_begin(None, state, control)
+        if rates is not None:
+            rates.append(optimizer.param_groups[0]["lr"])
+        if plans is not None:
+            plans.append(stop.planned)
         clock[0] += step_time(state.global_step)
         state.global_step += 1
         optimizer.step()
@@ -109,7 +131,7 @@ def test_a_run_under_load_spends_its_budget(monkeypatch):
     steps, t, stop, schedule = _simulate(
         monkeypatch, lambda i: 30.0 if i == 0 else 17.0
     )  # ~7x the guessed 2.5 s
-    reserve = end_reserve(48.0, 10.0, 1.0, False)
+    reserve = end_reserve(48.0, 0.0, 10.0, 1.0, False)
     assert t > 600 - reserve - 17.0  # stopped when the next step would eat the reserve, not at 323 s
     assert t <= 600 - reserve
     assert stop.reason == "time_budget" and stop.planned == steps and steps < 147
@@ -119,8 +141,8 @@ def test_a_run_under_load_spends_its_budget(monkeypatch):
 
 def test_a_machine_busier_mid_run_keeps_more_back(monkeypatch):
     _, t, _, _ = _simulate(monkeypatch, lambda i: 2.0 if i < 20 else 6.0)  # 3x slower after step 20
-    assert t <= 600 - end_reserve(48.0, 10.0, 3.0, False) + 6.0  # the final evaluation at 3x too
-    assert t > 600 - end_reserve(48.0, 10.0, 3.0, False) - 2 * 6.0
+    assert t <= 600 - end_reserve(48.0, 0.0, 10.0, 3.0, False) + 6.0  # the final evaluation at 3x too
+    assert t > 600 - end_reserve(48.0, 0.0, 10.0, 3.0, False) - 2 * 6.0
 
 
 def test_a_quiet_run_stops_at_the_ceiling(monkeypatch):
@@ -141,4 +163,43 @@ def test_fit_schedule_rescales_warmup_and_decay():
     assert isinstance(fn, functools.partial)
     assert fn.keywords["num_training_steps"] == 20 and fn.keywords["num_warmup_steps"] == 2
     assert fn(20) == 0.0 and fn(1) == 0.5
+    for _ in range(5):
+        optimizer.step()
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(15 / 18)  # the 20-step plan: decay from step 2
+    assert fit_schedule(schedule, 10, 0.1)  # shrunk again: the next step runs at the new plan's rate
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5 / 9) == schedule.get_last_lr()[0]
     assert not fit_schedule(object(), 20, 0.1)  # not a transformers schedule: left alone
+
+
+def test_each_step_runs_at_the_rate_of_the_plan_it_follows(monkeypatch):
+    """A re-plan takes effect on the very next step, and step 0 ends no epoch. The make demo run this
+    replays (2 slow cores: 230 s of examples and base scores before training, 160-step epochs) planned
+    0 steps at the start (an epoch end's double reserve at step 0), so kept the Trainer's 480-step
+    schedule, and re-planned after step 1 too late for step 2, which ran at 2e-6 instead of 5e-5."""
+    rates: list[float] = []
+    plans: list[int] = []
+    steps, t, _, schedule = _simulate(
+        monkeypatch,
+        lambda i: 12.0,
+        start=230.0,
+        eval_s=45.0,
+        answer_s=80.0,
+        save=26.6,
+        guess=8.3,
+        ceiling=480,
+        steps_per_epoch=160,
+        rates=rates,
+        plans=plans,
+    )
+    reserve = end_reserve(45.0, 80.0, 26.6, 1.0, False)
+    assert 600 - reserve - 12.0 < t <= 600 - reserve and steps == 17  # (370 - 165 reserved) / 12 s
+    fn = schedule.lr_lambdas[0]  # the final plan's schedule
+    assert fn.keywords["num_training_steps"] == steps and fn.keywords["num_warmup_steps"] == 2
+    assert plans[0] == 24  # (370 - 165 reserved) / 8.3 s guessed; not 0
+    assert rates[0] == 0.0  # warm-up starts at 0, as transformers' schedules do
+    # the plan after step 1 still uses the guessed 8.3 s (a first step is not a speed): 23 steps, 3 of
+    # warm-up, and step 2 runs at its rate, not the Trainer's 48-step warm-up (1/48)
+    assert rates[1] == pytest.approx(1 / 3)
+    assert rates[2] == pytest.approx(1.0)  # measured 12 s steps: 17 steps, 2 of warm-up, decay begins
+    assert all(a >= b for a, b in itertools.pairwise(rates[2:])) and rates[-1] < 0.05

@@ -157,12 +157,7 @@ class BaseScores:
     loss: float  # held-out blocks
     eval_seconds: float
     sources: dict[str, Any] | None  # held-out answer-from-sources examples (None: none to answer)
-    sources_seconds: float
-
-    @property
-    def end_seconds(self) -> float:
-        """What the end of the run scores again (the fine-tuned model): kept back from the budget."""
-        return self.eval_seconds + self.sources_seconds
+    sources_seconds: float  # the end of the run scores both again (the fine-tuned model): kept back
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -287,12 +282,13 @@ def plan(
 
     The Trainer runs up to ``full_steps``; the stop callback re-plans from measured steps.
     The held-out perplexity's time paces the guessed step time; all that the end of the run
-    evaluates again (``before.end_seconds``) is kept back from the budget.
+    evaluates and answers again (``before``'s seconds) is kept back from the budget.
     """
     stop.ceiling, stop.steps_per_epoch, stop.warmup_ratio = full_steps, steps_per_epoch, hp.warmup_ratio
     stop.planned = full_steps
     if deadline is not None:
-        stop.deadline, stop.eval_seconds = deadline, before.end_seconds
+        stop.deadline, stop.eval_seconds = deadline, before.eval_seconds
+        stop.answer_seconds = before.sources_seconds
         stop.save_seconds = save_seconds(sum(p.numel() for p in run.model.parameters()))
         stop.step_guess = guess_step_seconds(
             before.eval_seconds,
@@ -300,7 +296,9 @@ def plan(
             hp.batch_size * hp.grad_accum,
             hp.gradient_checkpointing,
         )
-        reserve = end_reserve(before.end_seconds, stop.save_seconds, 1.0, epoch_ends=False)
+        reserve = end_reserve(
+            before.eval_seconds, before.sources_seconds, stop.save_seconds, 1.0, epoch_ends=False
+        )
         if deadline - time.time() - reserve < stop.step_guess:
             raise ConfigError(
                 f"the time budget of {hp.time_budget:g} min is spent before training can start "

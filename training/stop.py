@@ -44,7 +44,8 @@ class StopDecision:
         self.planned = 0  # steps to run (re-planned); the Trainer's max_steps is the ceiling
         self.ceiling = 0  # the epochs' or max_steps' count: more never runs
         self.warmup_ratio = 0.0  # share of the planned steps with rising learning rate
-        self.eval_seconds = 0.0  # the measured held-out evaluation
+        self.eval_seconds = 0.0  # the measured held-out evaluation (perplexity)
+        self.answer_seconds = 0.0  # the base model's held-out answers, which the end answers again
         self.save_seconds = 0.0  # kept back for the saves
         self.step_guess = 0.0  # seconds per step until steps are measured
         self.steps_per_epoch = 0  # each epoch's end evaluates and saves
@@ -107,8 +108,12 @@ class StopDecision:
 
     def replan(self, done: int, now: float, lr_scheduler: Any) -> None:
         step = measured_step_seconds(self.step_seconds) or self.step_guess
-        epoch_ends = bool(self.steps_per_epoch) and done % self.steps_per_epoch == 0
-        reserve = end_reserve(self.eval_seconds, self.save_seconds, slowdown(self.step_seconds), epoch_ends)
+        # an epoch that ended with this step is evaluated and checkpointed next; none has at step 0 (that
+        # double reserve once planned 0 steps at the start and left the first steps on the Trainer's
+        # own schedule: 2e-6 instead of 5e-5)
+        epoch_ends = bool(self.steps_per_epoch) and done > 0 and done % self.steps_per_epoch == 0
+        load = slowdown(self.step_seconds)
+        reserve = end_reserve(self.eval_seconds, self.answer_seconds, self.save_seconds, load, epoch_ends)
         planned = plan_steps(done, self.ceiling, self.deadline - now, step, reserve)
         if planned == self.planned:
             return
@@ -136,4 +141,13 @@ def fit_schedule(lr_scheduler: Any, planned: int, warmup_ratio: float) -> bool:
                 keywords["num_warmup_steps"] = math.ceil(warmup_ratio * planned)
             lambdas[i] = functools.partial(fn.func, *fn.args, **keywords)
             fitted = True
+    if fitted:
+        # The Trainer stepped the schedule before this step's callbacks ran: the next step's learning
+        # rate was set from the old plan. Set it from the new one, or every re-plan costs a step at the
+        # old plan's rate.
+        step = lr_scheduler.last_epoch
+        rates = [base * fn(step) for base, fn in zip(lr_scheduler.base_lrs, lambdas, strict=True)]
+        for group, rate in zip(lr_scheduler.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        lr_scheduler._last_lr = rates  # what get_last_lr() reports (and the Trainer logs)
     return fitted
