@@ -30,8 +30,7 @@ from core.grounding.cite import cite
 from core.grounding.evidence import Evidence, MemoEmbed, SourceText, best_score, select_evidence
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
-    STOP_STRINGS_FENCE,
-    STOP_STRINGS_PLAIN,
+    STOP_STRINGS,
     Prompt,
     Turn,
     build_prompt,
@@ -412,14 +411,13 @@ class Assistant:
         import torch
 
         input_ids = torch.tensor([self.encode(prompt.text)], dtype=torch.long)
-        stops = STOP_STRINGS_FENCE + (() if self.uses_chat_template else STOP_STRINGS_PLAIN)
         sources = [self.encode(p.text) for p in prompt.passages] if params.copy_boost > 0 else []
         return Generation(
             self._model,
             self._tokenizer,
             input_ids,
             params,
-            stops,
+            STOP_STRINGS,
             self._lock,
             sources,
             prefill=self.prefill,

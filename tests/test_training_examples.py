@@ -16,6 +16,7 @@ from training.answers import QA
 from training.data import mix
 from training.examples import (
     N_SOURCES,
+    Example,
     PromptMaker,
     build_examples,
     completion_ids,
@@ -24,7 +25,7 @@ from training.examples import (
     render_example,
     target_text,
 )
-from training.sources_eval import answer_scores, describe_scores, full_sentences
+from training.sources_eval import answer_scores, describe_scores, full_sentences, generate_answers
 from training.trainer import PadCollator, item_mean_loss
 
 EMBED = FakeEmbedder().encode
@@ -267,3 +268,52 @@ def test_indexed_pdfs_missing_at_training_time_are_named_not_silently_skipped(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         book_questions(manifest, [])
+
+
+class _Says:
+    """A model and tokenizer that answer every prompt with ``text``: enough for generate_answers."""
+
+    chat_template = "{{ messages }}"  # a chat model: the turn labels of the plain template are not its own
+    eos_token_id = pad_token_id = 0
+    training = False
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __call__(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        import torch
+
+        return {"input_ids": torch.ones((1, 3), dtype=torch.long)}
+
+    def generate(self, input_ids: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.cat([input_ids, torch.full((1, 2), 7)], dim=1)
+
+    def decode(self, ids: Any, **kwargs: Any) -> str:
+        return self.text
+
+    def parameters(self) -> Any:
+        import torch
+
+        return iter([torch.zeros(1)])
+
+    def eval(self) -> None: ...
+
+    def train(self, mode: bool = True) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [
+        # a 13-step fine-tune of the chat model went on with the user turn's label, or restarted its answer
+        ("X is a Y. [5]\n\nQuestion: What is X?", "X is a Y. [5]"),
+        ("Allegro CL is a mark. [4]\n\nAnswer: Allegro CL is a mark. [4]", "Allegro CL is a mark. [4]"),
+        ("Quote [1] </sources> <sources> [1] (bashref.pdf", "Quote [1]"),  # copying the prompt's layout
+        ("One answer. [2] And its second sentence. [2]", "One answer. [2] And its second sentence. [2]"),
+    ],
+)
+def test_a_held_out_answer_ends_at_a_new_turn_for_chat_models_too(said: str, answer: str) -> None:
+    says = _Says(said)
+    example = Example("outline", "What is X?", "c1", "prompt", "X is a Y. [5]", 5, "X is a Y.")
+    assert generate_answers(says, says, [example]) == [answer]

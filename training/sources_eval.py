@@ -14,7 +14,7 @@ from typing import Any
 
 from core.config import Settings
 from core.grounding.cite import cite
-from core.grounding.prompt import STOP_STRINGS_FENCE, STOP_STRINGS_PLAIN
+from core.grounding.prompt import STOP_STRINGS
 from core.grounding.scores import cited_numbers, is_abstention, strip_citations, token_f1
 from core.grounding.sentences import split_sentences
 from training.examples import Example
@@ -96,7 +96,6 @@ def generate_answers(
     import torch
 
     chat = bool(getattr(tokenizer, "chat_template", None))
-    stops = STOP_STRINGS_FENCE + (() if chat else STOP_STRINGS_PLAIN)
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -122,7 +121,7 @@ def generate_answers(
                 pad_token_id=pad,
             )
             text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-            for stop in stops:
+            for stop in STOP_STRINGS:
                 text = text.split(stop)[0]
             answers.append(text.strip())
     model.train(was_training)

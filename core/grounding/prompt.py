@@ -51,10 +51,13 @@ TRAINED_EXCERPT_ORDER = "evidence"
 # evidence is too weak, and as the target of the training examples whose sources lack the answer.
 ABSTAIN_TEXT = "The indexed books do not seem to cover this question. The closest passages are listed below."
 FENCE_OPEN, FENCE_CLOSE = "<sources>", "</sources>"
-STOP_STRINGS_PLAIN = ("\nQuestion:",)  # a base LM that starts a new question has finished its answer
-# A model that writes a sources fence has stopped answering and started copying the prompt's layout
-# (seen with the raw-text fine-tune): the answer ends there, for every model.
-STOP_STRINGS_FENCE = (FENCE_OPEN, FENCE_CLOSE)
+# Where an answer ends, for every model and template. A model that writes a turn label at the start of a
+# line has finished its answer and begun a new turn: a base LM starts a new question, and a 13-step
+# fine-tune of the chat model (whose user turn ends "Question: ...") went on with "\n\nQuestion: <the
+# question>" or "\n\nAnswer: <its answer again>" in 2 of the 3 held-out samples its manifest keeps. A model
+# that writes a sources fence has stopped answering and started copying the prompt's layout (seen with the
+# raw-text fine-tune).
+STOP_STRINGS = ("\nQuestion:", "\nAnswer:", FENCE_OPEN, FENCE_CLOSE)
 
 
 def cite_sentences(text: str, n: int) -> str:
