@@ -26,11 +26,10 @@ from assistant.retrieve import Retriever
 from assistant.support import NO_ANSWER, Support, check_support
 from core.config import Settings
 from core.errors import ConfigError
-from core.grounding.cite import cite
+from core.grounding.cite import cite, drop_stray_number
 from core.grounding.evidence import Evidence, MemoEmbed, SourceText, best_score, select_evidence
 from core.grounding.prompt import (
     ABSTAIN_TEXT,
-    STOP_STRINGS,
     Prompt,
     Turn,
     build_prompt,
@@ -40,6 +39,7 @@ from core.grounding.prompt import (
     lead_quote,
     prompt_passages,
     renderer_for,
+    stops_for,
     with_opening,
 )
 from indexing.records import Hit
@@ -352,7 +352,7 @@ class Assistant:
 
         def finish() -> Answer:
             end = time.perf_counter()
-            written = continue_text(opening, gen.text)
+            written = drop_stray_number(continue_text(opening, gen.text))
             text = cite(written, [(s.n, s.text) for s in _source_texts(hits) if s.kind == "body"])
             support = self.check(text, hits, memo) if hits else NO_ANSWER
             checked = time.perf_counter()
@@ -417,7 +417,7 @@ class Assistant:
             self._tokenizer,
             input_ids,
             params,
-            STOP_STRINGS,
+            stops_for(self._model_info.manifest),  # as the model was trained to end its answers
             self._lock,
             sources,
             prefill=self.prefill,

@@ -10,6 +10,7 @@ from core.grounding.evidence import Evidence, SourceText
 from core.grounding.prompt import (
     FENCE_CLOSE,
     INSTRUCTIONS,
+    STOP_STRINGS,
     TRAINED_INSTRUCTIONS,
     Passage,
     PromptError,
@@ -28,6 +29,7 @@ from core.grounding.prompt import (
     prompt_passages,
     render_plain,
     start_answer,
+    stops_for,
     whole_sentences,
     with_opening,
 )
@@ -349,3 +351,17 @@ def test_excerpts_go_in_evidence_order_with_their_own_numbers(evidence, expected
     assert all(p.file == f"b{p.n}.pdf" and f"Passage {p.n}" in p.text for p in shown)
     # a model trained before is shown them in the sources' own order
     assert [p.n for p in prompt_passages(ORDER_SOURCES, evidence or None, order="rank")] == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "line_stop"),
+    [
+        (None, False),  # the base model writes lists and code over lines
+        ({"answer_from_sources": None}, False),  # a raw-text fine-tune
+        ({"answer_from_sources": {"train_examples": 0}}, False),
+        ({"answer_from_sources": {"train_examples": 160}}, True),  # trained on one-line quoted answers
+    ],
+)
+def test_a_model_trained_from_sources_ends_its_answer_with_its_line(manifest, line_stop: bool) -> None:
+    stops = stops_for(manifest)
+    assert set(STOP_STRINGS) <= set(stops) and ("\n" in stops) == line_stop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.grounding.cite import attribute, cite, strip_markers
+from core.grounding.cite import attribute, cite, drop_stray_number, strip_markers
 
 PASSAGES = [
     (1, "Redirection opens files for commands. Use 2> to send standard error to a file."),
@@ -121,3 +121,19 @@ def test_is_abstention(text: str, abstains: bool) -> None:
     from core.grounding.scores import is_abstention
 
     assert is_abstention(text) == abstains
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept"),
+    [
+        ("pwd prints the working directory. [2] 51.", "pwd prints the working directory. [2]"),
+        ("Allegro CL is a mark. [4] 17.2 ", "Allegro CL is a mark. [4]"),
+        ("It takes two. [1, 3] 4, 5", "It takes two. [1, 3]"),
+        ("It costs 5 [2]", "It costs 5 [2]"),  # a number before the citation is the claim's
+        ("See page 48. [2] Then 51 more words.", "See page 48. [2] Then 51 more words."),  # not bare
+        ("No citation at all 51.", "No citation at all 51."),  # nothing says it is stray
+        ("Print x[1] 2", "Print x[1] 2"),  # code's indexing is no citation
+    ],
+)
+def test_drop_stray_number(answer: str, kept: str) -> None:
+    assert drop_stray_number(answer) == kept

@@ -32,8 +32,18 @@ _CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.S)  # fenced blocks (closed 
 _SLOT = "\x00{}\x00"
 
 
+# numbers after an answer's last citation ("... symbolic links. [2] 51."): a page or section number the
+# model copies from the books' cross-references ("see Section 4.1 [...], page 48."), no claim of its own
+_STRAY_NUMBER = re.compile(rf"(?:(?<=\s)|(?<=[.!?:;,)])|^)({_N})[ \t]+\d[\d.,;: \t]*$")
+
+
 def strip_markers(text: str) -> str:
     return _MARKER.sub("", text)
+
+
+def drop_stray_number(text: str) -> str:
+    """``text`` without a bare number after its last citation marker."""
+    return _STRAY_NUMBER.sub(r"\1", text.rstrip())
 
 
 def attribute(
