@@ -66,8 +66,8 @@ def end_reserve(
     (at today's load), and the saves. An epoch boundary adds its own evaluation and checkpoint.
 
     The answers get no margin: the fine-tuned model answers the base model's examples under the
-    same token cap, and stops sooner once it has learnt to quote and cite (37 s vs the base's 80 s
-    for 9 examples on 2 slow cores). With the margin on them too, a 10-minute run ended 105 s early.
+    same token cap, and stops sooner once it has learnt to quote and cite (26-37 s vs the base's
+    79-80 s for 9 examples on 2 slow cores, where the margin kept another 24 s back).
     """
     evaluation = EVAL_MARGIN * eval_seconds * load + save
     return evaluation + answer_seconds * load + (evaluation if epoch_ends else 0.0)
