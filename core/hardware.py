@@ -36,21 +36,15 @@ def cpu_supports_bf16() -> bool:
 
 
 def cpu_int8_dot() -> bool | None:
-    """Whether this CPU multiplies int8 with dot-product instructions (:func:`int8_dot_of`)."""
-    return int8_dot_of(cpu_flags())
-
-
-def int8_dot_of(flags: frozenset[str] | None) -> bool | None:
-    """Whether CPU ``flags`` include int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX); None when the
-    flags are unknown.
+    """Whether the CPU multiplies int8 with dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX);
+    None where its flags cannot be read.
 
     Without them int8 inference goes through 16-bit intermediate sums and is no faster than fp32:
     on 2 AVX2-only cores OpenVINO int8 embedded 16.2 chunks/s vs torch fp32's 16.6, and a full build
     of the sample corpus took 1.07x torch's; with AVX-512 VNNI it took 0.61-0.70x.
     """
-    if flags is None:
-        return None
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def cuda_available() -> bool:

@@ -98,8 +98,8 @@ def test_cpu_flags_table(monkeypatch, cpuinfo: str, int8_dot: bool | None, bf16:
     from core import hardware
 
     flags = hardware.flags_of(cpuinfo)
-    assert hardware.int8_dot_of(flags) is int8_dot
     monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+    assert hardware.cpu_int8_dot() is int8_dot
     assert hardware.cpu_supports_bf16() is bf16
 
 

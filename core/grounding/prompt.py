@@ -273,11 +273,18 @@ def renderer_for(tokenizer: Any, instructions: str = INSTRUCTIONS) -> Renderer:
     return plain_renderer(instructions)
 
 
+def trained_from_sources(model_manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest's answer-from-sources section of a model trained on such examples; None for base
+    models and raw-text fine-tunes. What the chat must do as that training did is read from it."""
+    sources = (model_manifest or {}).get("answer_from_sources") or {}
+    return sources if sources.get("train_examples") else None
+
+
 def instructions_for(model_manifest: dict[str, Any] | None) -> str:
     """The instructions a model's prompts hold: what its answer-from-sources training used, recorded in
     its manifest; INSTRUCTIONS for base models, raw-text fine-tunes and models trained before."""
-    sources = (model_manifest or {}).get("answer_from_sources") or {}
-    return sources.get("instructions", INSTRUCTIONS) if sources.get("train_examples") else INSTRUCTIONS
+    sources = trained_from_sources(model_manifest)
+    return sources.get("instructions", INSTRUCTIONS) if sources else INSTRUCTIONS
 
 
 def excerpt_order_for(model_manifest: dict[str, Any] | None) -> str:
@@ -285,8 +292,8 @@ def excerpt_order_for(model_manifest: dict[str, Any] | None) -> str:
     for models trained before it was recorded: they learned shuffled excerpts, and on evidence-ordered
     prompts one cited its source less often, 0.52 -> 0.34 on 67 unseen-book examples); "evidence"
     for base models and raw-text fine-tunes."""
-    sources = (model_manifest or {}).get("answer_from_sources") or {}
-    return sources.get("excerpt_order", "rank") if sources.get("train_examples") else TRAINED_EXCERPT_ORDER
+    sources = trained_from_sources(model_manifest)
+    return sources.get("excerpt_order", "rank") if sources else TRAINED_EXCERPT_ORDER
 
 
 def stops_for(model_manifest: dict[str, Any] | None) -> tuple[str, ...]:
@@ -297,8 +304,7 @@ def stops_for(model_manifest: dict[str, Any] | None) -> tuple[str, ...]:
     15-step fine-tune's answers with the line stop: F1 0.217 -> 0.229, support 0.944 -> 0.993, answers
     with an unsupported sentence 10 -> 1, median 4.05 -> 2.97 s. Base models and raw-text fine-tunes
     write lists and code over several lines: no line stop for them."""
-    sources = (model_manifest or {}).get("answer_from_sources") or {}
-    return (*STOP_STRINGS, "\n") if sources.get("train_examples") else STOP_STRINGS
+    return (*STOP_STRINGS, "\n") if trained_from_sources(model_manifest) else STOP_STRINGS
 
 
 def prompt_passages(
